@@ -1,0 +1,39 @@
+"""boto3 clients built from settings: AWS itself in Lambda, moto (or any endpoint) locally.
+
+Core adapters take a client from here instead of creating their own, so one setting moves them all.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from nutrimatch.settings import Settings, get_settings
+
+_clients: dict[tuple[int, str], Any] = {}
+_lock = threading.Lock()
+
+
+def client(service: str, settings: Settings | None = None) -> Any:
+    settings = settings or get_settings()
+    key = (id(settings), service)
+    with _lock:
+        if key not in _clients:
+            options: dict[str, Any] = {
+                "region_name": settings.aws_region,
+                "config": Config(retries={"mode": "standard", "max_attempts": 5},
+                                 s3={"addressing_style": "path"}, max_pool_connections=32),
+            }
+            if settings.aws_endpoint_url:
+                # A local endpoint (moto) accepts any credentials; real AWS uses the normal chain.
+                options.update(endpoint_url=settings.aws_endpoint_url,
+                               aws_access_key_id="local", aws_secret_access_key="local")
+            _clients[key] = boto3.session.Session().client(service, **options)  # type: ignore[call-overload]
+        return _clients[key]
+
+
+def queue_url(name: str, settings: Settings | None = None) -> str:
+    return str(client("sqs", settings).get_queue_url(QueueName=name)["QueueUrl"])

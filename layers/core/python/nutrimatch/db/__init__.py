@@ -1,0 +1,101 @@
+"""Database access: connection pools for the writer and the reader, and tenant-scoped transactions.
+
+Every tenant transaction sets `app.vendor_id` with `set_config(..., true)` — local to the transaction — so a
+pooled connection (or an RDS Proxy connection) never carries one tenant's setting into another's request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from nutrimatch.settings import Settings, get_settings
+
+Connection = psycopg.Connection[dict[str, Any]]
+
+
+class Database:
+    """The writer pool and, when a replica is configured, the reader pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._writer: ConnectionPool[Connection] | None = None
+        self._reader: ConnectionPool[Connection] | None = None
+        self._lock = threading.Lock()
+
+    def _pool(self, url: str, name: str) -> ConnectionPool[Connection]:
+        return ConnectionPool(
+            url,
+            min_size=self.settings.db_pool_min,
+            max_size=self.settings.db_pool_max,
+            kwargs={"row_factory": dict_row, "connect_timeout": 5},
+            name=name,
+            open=True,
+            timeout=10,
+            check=ConnectionPool.check_connection,
+        )
+
+    @property
+    def writer(self) -> ConnectionPool[Connection]:
+        with self._lock:
+            if self._writer is None:
+                self._writer = self._pool(self.settings.database_url, "writer")
+            return self._writer
+
+    @property
+    def reader(self) -> ConnectionPool[Connection] | None:
+        if not self.settings.database_replica_url:
+            return None
+        with self._lock:
+            if self._reader is None:
+                self._reader = self._pool(self.settings.database_replica_url, "reader")
+            return self._reader
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in (self._writer, self._reader):
+                if pool is not None:
+                    pool.close()
+            self._writer = self._reader = None
+
+
+@contextmanager
+def scoped_transaction(
+    pool: ConnectionPool[Connection], vendor_id: UUID | str | None, *, read_only: bool = False
+) -> Iterator[Connection]:
+    """A transaction whose row-level security scope is the given vendor (none: no tenant rows visible)."""
+    with pool.connection() as conn, conn.transaction():
+        if read_only:
+            conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute(
+            "SELECT set_config('app.vendor_id', %s, true)", (str(vendor_id) if vendor_id else "",)
+        )
+        yield conn
+
+
+_database: Database | None = None
+_database_lock = threading.Lock()
+
+
+def get_database() -> Database:
+    """The process-wide database (pools survive across warm Lambda invocations)."""
+    global _database
+    with _database_lock:
+        settings = get_settings()
+        if _database is None or _database.settings is not settings:
+            if _database is not None:
+                _database.close()
+            _database = Database(settings)
+        return _database
+
+
+def admin_connect(settings: Settings | None = None) -> psycopg.Connection[Any]:
+    """An owner connection, for migrations and partition management only."""
+    return psycopg.connect((settings or get_settings()).database_admin_url, autocommit=True)

@@ -1,0 +1,48 @@
+"""Running the real Lambda handlers in-process: import them from functions/ and call them with a context."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nutrimatch.api.modules import import_function_module
+from nutrimatch.settings import REPO_ROOT
+
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+LAMBDA_TIMEOUT_MS = 900_000
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes of the Lambda context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    function_version: str = "$LATEST"
+    _deadline: float = field(default_factory=lambda: time.monotonic() + LAMBDA_TIMEOUT_MS / 1000)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:nutrimatch-{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def load_handler(name: str, directory: Path = FUNCTIONS_DIR) -> Handler:
+    """The `handler` of functions/<name>.py, imported once per process like a warm Lambda."""
+    handler: Handler = import_function_module(directory, name).handler
+    return handler
+
+
+def invoke(name: str, event: dict[str, Any], directory: Path = FUNCTIONS_DIR) -> Any:
+    return load_handler(name, directory)(event, LocalLambdaContext(function_name=name))

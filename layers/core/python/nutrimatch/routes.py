@@ -1,0 +1,78 @@
+"""The route table: every API route, the Lambda function that serves it, and the roles allowed to call it.
+
+Declared once and read by everything that needs it: the authorizer (which turns a caller's role into an IAM
+policy over these routes), the local gateway (which dispatches by it), CDK (which builds API Gateway methods
+from it) and the role-matrix test (which fails when a handler serves a route that is not declared here).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    PLATFORM_ADMIN = "platform_admin"
+    VENDOR_ADMIN = "vendor_admin"
+    CATALOG_MANAGER = "catalog_manager"
+    CLINICIAN = "clinician"
+    ANALYST = "analyst"
+    API_CLIENT = "api_client"
+
+
+ALL_ROLES = frozenset(Role)
+
+# Request bodies of these types reach handlers base64-encoded (API Gateway's binaryMediaTypes).
+BINARY_MEDIA_TYPES = ("application/offset+octet-stream", "application/octet-stream")
+# API Gateway refuses larger request payloads; the local gateway does the same.
+MAX_REQUEST_BYTES = 10 * 1000 * 1000
+PUBLIC: frozenset[Role] = frozenset()
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # API Gateway resource syntax: /api/v1/customers/{customerId}
+    function: str  # module under functions/ whose `handler` serves it
+    roles: frozenset[Role]
+    public: bool = False
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "$")
+
+    def allows(self, role: Role | str) -> bool:
+        return self.public or role in self.roles
+
+
+def _roles(*roles: Role) -> frozenset[Role]:
+    return frozenset(roles)
+
+
+ADMINS = _roles(Role.PLATFORM_ADMIN, Role.VENDOR_ADMIN)
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/v1/health", "status", PUBLIC, public=True),
+    Route("GET", "/api/v1/openapi.json", "status", PUBLIC, public=True),
+    Route("GET", "/api/v1/docs", "status", PUBLIC, public=True),
+)
+
+
+# Which function each queue feeds (the SQS event source mappings): settings attribute of the queue name → function.
+QUEUE_CONSUMERS: dict[str, str] = {}
+
+
+def find_route(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """The declared route for a concrete request path, with its path parameters."""
+    for route in ROUTES:
+        if route.method != method.upper():
+            continue
+        match = route.pattern.match(path)
+        if match:
+            return route, match.groupdict()
+    return None
+
+
+def functions() -> list[str]:
+    return sorted({route.function for route in ROUTES})
