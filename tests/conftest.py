@@ -18,11 +18,15 @@ import pytest
 import redis
 import requests
 
+from nutrimatch.auth.tokens import mint_local_token
 from nutrimatch.db import get_database
 from nutrimatch.local.aws_stand_in import provision
 from nutrimatch.local.gateway import Gateway
 from nutrimatch.local.stack import LocalStack, Ports
+from nutrimatch.routes import Role
 from nutrimatch.settings import Settings, get_settings
+from nutrimatch.tenancy import vendors
+from nutrimatch.tenancy.vendors import NewVendor, Vendor
 
 TEMPLATE_DATABASE = "nutrimatch"
 
@@ -138,3 +142,18 @@ def gateway(local_stack: StackInfo) -> Iterator[str]:
     server.start()
     yield server.url
     server.stop()
+
+
+def auth_header(role: Role, vendor_id: object | None = None, user_id: str | None = None) -> dict[str, str]:
+    """A bearer token minted with the local shared secret, as `nutrimatch auth token` does."""
+    value = mint_local_token(get_settings(), role=role, vendor_id=str(vendor_id) if vendor_id else None,
+                             user_id=user_id or f"user-{role.value}")
+    return {"Authorization": f"Bearer {value}"}
+
+
+@pytest.fixture
+def two_vendors(database: TestDatabase) -> tuple[Vendor, Vendor]:
+    """Vendors A and B, onboarded with their partitions."""
+    db = get_database()
+    return (vendors.onboard(db, NewVendor(slug="vendor-a", name="Vendor A")),
+            vendors.onboard(db, NewVendor(slug="vendor-b", name="Vendor B")))

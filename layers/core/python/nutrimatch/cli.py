@@ -19,6 +19,8 @@ local_app = typer.Typer(help="The embedded local stack (PostgreSQL + replica, Re
 db_app = typer.Typer(help="Database migrations")
 app.add_typer(local_app, name="local")
 app.add_typer(db_app, name="db")
+auth_app = typer.Typer(help="Authentication helpers")
+app.add_typer(auth_app, name="auth")
 
 MIGRATIONS_DIR = REPO_ROOT / "sql" / "migrations"
 
@@ -101,6 +103,29 @@ def db_status(directory: Path = typer.Option(MIGRATIONS_DIR)) -> None:
             state = "[red]CHANGED[/]" if entry.changed else ("applied" if entry.applied else "[yellow]pending[/]")
             table.add_row(f"{entry.migration.version:04d}", entry.migration.name, state)
     console.print(table)
+
+
+@auth_app.command("token")
+def auth_token(
+    role: str = typer.Option(..., help="platform_admin, vendor_admin, catalog_manager, clinician, analyst, api_client"),
+    vendor: str = typer.Option(None, help="Vendor slug or id (not needed for platform_admin)"),
+    user: str = typer.Option("local-user", help="The token's subject"),
+    ttl: int = typer.Option(3600, help="Lifetime in seconds"),
+) -> None:
+    """Mint a local HS256 token (for demos and tests; never for production issuers)."""
+    from nutrimatch.auth.tokens import mint_local_token
+    from nutrimatch.db import get_database
+    from nutrimatch.routes import Role
+    from nutrimatch.tenancy.vendors import find_by_slug_or_id
+
+    try:
+        chosen = Role(role)
+    except ValueError as error:
+        raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from error
+    vendor_id = str(find_by_slug_or_id(get_database(), vendor).id) if vendor else None
+    if vendor_id is None and chosen is not Role.PLATFORM_ADMIN:
+        raise typer.BadParameter("every role but platform_admin belongs to a vendor", param_hint="--vendor")
+    print(mint_local_token(get_settings(), role=chosen, vendor_id=vendor_id, user_id=user, ttl_seconds=ttl))
 
 
 def main() -> None:

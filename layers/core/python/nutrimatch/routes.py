@@ -50,12 +50,22 @@ def _roles(*roles: Role) -> frozenset[Role]:
     return frozenset(roles)
 
 
+PLATFORM = _roles(Role.PLATFORM_ADMIN)
 ADMINS = _roles(Role.PLATFORM_ADMIN, Role.VENDOR_ADMIN)
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/health", "status", PUBLIC, public=True),
     Route("GET", "/api/v1/openapi.json", "status", PUBLIC, public=True),
     Route("GET", "/api/v1/docs", "status", PUBLIC, public=True),
+    # tenancy
+    Route("POST", "/api/v1/vendors", "vendors", PLATFORM),
+    Route("GET", "/api/v1/vendors", "vendors", PLATFORM),
+    Route("GET", "/api/v1/vendors/{vendorId}", "vendors", ADMINS),
+    Route("DELETE", "/api/v1/vendors/{vendorId}", "vendors", PLATFORM),
+    Route("POST", "/api/v1/vendors/{vendorId}/purge", "vendors", PLATFORM),
+    Route("POST", "/api/v1/api-keys", "api_keys", ADMINS),
+    Route("GET", "/api/v1/api-keys", "api_keys", ADMINS),
+    Route("DELETE", "/api/v1/api-keys/{keyId}", "api_keys", ADMINS),
 )
 
 

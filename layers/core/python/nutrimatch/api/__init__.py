@@ -13,13 +13,20 @@ from http import HTTPStatus
 from typing import Any
 from uuid import UUID
 
+import redis
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 
 from nutrimatch import errors
-from nutrimatch.routes import Role
+from nutrimatch.cache import redis_client
+from nutrimatch.db import get_database, scoped_transaction
+from nutrimatch.routes import Role, find_route
+from nutrimatch.settings import get_settings
+from nutrimatch.tenancy.ratelimit import RateLimiter
 
 # Requests that record no business metric are normal; Powertools would warn on each of them.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -56,8 +63,38 @@ def status_for(error: errors.DomainError) -> HTTPStatus:
     return HTTPStatus.BAD_REQUEST
 
 
+def _authorizer_context(app: APIGatewayRestResolver) -> dict[str, Any]:
+    context: dict[str, Any] = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    return context
+
+
+def rate_limit(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Spend a token from the vendor's bucket (and the API key's); 429 with Retry-After when empty."""
+    context = _authorizer_context(app)
+    if not context.get("vendor_id") or not context.get("rate_limit_per_second"):
+        return next_middleware(app)
+    buckets = [f"vendor:{context['vendor_id']}"]
+    if context.get("api_key_id"):
+        buckets.append(f"key:{context['api_key_id']}")
+    try:
+        limiter = RateLimiter(redis_client(get_settings().redis_url))
+        decision = limiter.take_all(buckets, int(context["rate_limit_per_second"]), int(context["rate_limit_burst"]))
+    except redis.RedisError:
+        # Limits protect the service; an unreachable Redis must not take the API down with it.
+        logger.warning("rate limiter unavailable; request let through")
+        return next_middleware(app)
+    if not decision.allowed:
+        metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+        return error_response(429, "rate_limited", "rate limit exceeded; retry after the given delay",
+                              {"retry_after_seconds": decision.retry_after_seconds}, decision.headers())
+    response = next_middleware(app)
+    response.headers.update(decision.headers())
+    return response
+
+
 def create_app() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
+    app.use(middlewares=[rate_limit])
 
     @app.exception_handler(errors.DomainError)
     def domain_error(error: errors.DomainError) -> Response[Any]:
@@ -102,10 +139,33 @@ class Caller:
         return self.role is Role.PLATFORM_ADMIN
 
 
+    def require_vendor(self) -> UUID:
+        if self.vendor_id is None:
+            raise errors.InvalidInput("this route acts on one vendor: platform admins name it with X-Vendor-Id")
+        return self.vendor_id
+
+
 def current_caller(app: APIGatewayRestResolver) -> Caller:
-    context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    """The authenticated caller; checks the route table again so a misconfigured gateway cannot widen access."""
+    event = app.current_event
+    context = _authorizer_context(app)
     if "role" not in context:
         raise errors.Unauthorized("this route needs an authenticated caller")
+    role = Role(context["role"])
+    found = find_route(event.http_method, event.path)
+    if found is None or not found[0].allows(role):
+        raise errors.Forbidden("your role may not call this route")
     vendor = context.get("vendor_id") or None
-    return Caller(user_id=str(context.get("user_id") or context.get("principalId")), role=Role(context["role"]),
-                  vendor_id=UUID(vendor) if vendor else None, api_key_id=context.get("api_key_id") or None)
+    if role is Role.PLATFORM_ADMIN:
+        vendor = event.headers.get("x-vendor-id") or event.headers.get("X-Vendor-Id") or vendor
+    try:
+        vendor_id = UUID(vendor) if vendor else None
+    except ValueError as error:
+        raise errors.InvalidInput("X-Vendor-Id must be a vendor id (UUID)") from error
+    return Caller(user_id=str(context.get("user_id") or context.get("principalId")), role=role,
+                  vendor_id=vendor_id, api_key_id=context.get("api_key_id") or None)
+
+
+def tenant_transaction(caller: Caller, *, read_only: bool = False) -> Any:
+    """A writer transaction scoped (and row-level secured) to the caller's vendor."""
+    return scoped_transaction(get_database().writer, caller.require_vendor(), read_only=read_only)

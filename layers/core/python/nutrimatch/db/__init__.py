@@ -68,14 +68,19 @@ class Database:
 
 @contextmanager
 def scoped_transaction(
-    pool: ConnectionPool[Connection], vendor_id: UUID | str | None, *, read_only: bool = False
+    pool: ConnectionPool[Connection], vendor_id: UUID | str | None, *, platform_admin: bool = False,
+    read_only: bool = False,
 ) -> Iterator[Connection]:
-    """A transaction whose row-level security scope is the given vendor (none: no tenant rows visible)."""
+    """A transaction whose row-level security scope is the given vendor (none: no tenant rows visible).
+
+    `platform_admin` opens the vendors table (not tenant data) to the platform's own administrators.
+    """
     with pool.connection() as conn, conn.transaction():
         if read_only:
             conn.execute("SET TRANSACTION READ ONLY")
         conn.execute(
-            "SELECT set_config('app.vendor_id', %s, true)", (str(vendor_id) if vendor_id else "",)
+            "SELECT set_config('app.vendor_id', %s, true), set_config('app.platform_admin', %s, true)",
+            (str(vendor_id) if vendor_id else "", "on" if platform_admin else ""),
         )
         yield conn
 

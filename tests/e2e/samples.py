@@ -1,0 +1,80 @@
+"""Sample path parameters and bodies for walking every declared route (role matrix, tenant isolation).
+
+A route added to nutrimatch.routes with a path parameter or a body this file does not know makes the walking
+tests fail until a sample is added here — so no route escapes them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from nutrimatch.api.modules import import_function_module
+from nutrimatch.auth import api_keys
+from nutrimatch.auth.api_keys import NewApiKey
+from nutrimatch.db import get_database
+from nutrimatch.local.lambdas import FUNCTIONS_DIR
+from nutrimatch.routes import ROUTES, Route
+from nutrimatch.tenancy import vendors
+from nutrimatch.tenancy.vendors import NewVendor, Vendor
+
+# Request bodies that pass validation, so that what is tested is access, not input checking.
+BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/api/v1/vendors"): lambda: {"slug": f"walk-{uuid.uuid4().hex[:8]}", "name": "Walk"},
+    ("POST", "/api/v1/api-keys"): lambda: {"name": "walk", "role": "api_client"},
+    ("POST", "/api/v1/vendors/{vendorId}/purge"): lambda: None,
+}
+
+
+@dataclass
+class VendorWorld:
+    """One vendor and an id of each kind of thing it owns, for substituting into paths."""
+
+    vendor: Vendor
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+def build_world(vendor: Vendor) -> VendorWorld:
+    db = get_database()
+    key = api_keys.create(db, vendor.id, NewApiKey(name="sample", role="api_client"), "sampler")
+    return VendorWorld(vendor, {"vendorId": str(vendor.id), "keyId": str(key.id)})
+
+
+def offboarded_vendor() -> Vendor:
+    """A throwaway vendor, already offboarded, for routes that delete or purge."""
+    db = get_database()
+    vendor = vendors.onboard(db, NewVendor(slug=f"tmp-{uuid.uuid4().hex[:8]}", name="Temporary"))
+    return vendors.offboard(db, vendor.id)
+
+
+def concrete_path(route: Route, world: VendorWorld) -> str:
+    path = route.path
+    for name in route.pattern.groupindex:
+        if name not in world.ids:
+            raise AssertionError(f"no sample id for path parameter {{{name}}} of {route.method} {route.path}: "
+                                 "add one in tests/e2e/samples.py")
+        path = path.replace(f"{{{name}}}", world.ids[name])
+    return path
+
+
+def body_for(route: Route) -> Any:
+    if route.method in ("GET", "DELETE", "HEAD", "OPTIONS"):
+        return None
+    maker = BODIES.get((route.method, route.path))
+    if maker is None:
+        raise AssertionError(f"no sample body for {route.method} {route.path}: add one in tests/e2e/samples.py")
+    return maker()
+
+
+def registered_routes(function: str) -> set[tuple[str, str]]:
+    """What a function's resolver actually serves, in route-table syntax."""
+    app = import_function_module(FUNCTIONS_DIR, function).app
+    served = set()
+    for route in app._static_routes + app._dynamic_routes:
+        served.add((route.method, route.path.replace("<", "{").replace(">", "}")))
+    return served
+
+
+def declared_routes(function: str) -> set[tuple[str, str]]:
+    return {(r.method, r.path) for r in ROUTES if r.function == function}
