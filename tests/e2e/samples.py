@@ -7,6 +7,7 @@ tests fail until a sample is added here — so no route escapes them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,23 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/vendors"): lambda: {"slug": f"walk-{uuid.uuid4().hex[:8]}", "name": "Walk"},
     ("POST", "/api/v1/api-keys"): lambda: {"name": "walk", "role": "api_client"},
     ("POST", "/api/v1/vendors/{vendorId}/purge"): lambda: None,
+    # --- uploads (issue 4) ---
+    # --- ingestion jobs (issue 5) ---
+    # --- customers, health profiles, audit (issue 6) ---
+    # --- matching (issue 6) ---
+    # --- search (issue 7) ---
+}
+
+# Path parameter name → how to make one such thing owned by the given vendor (returns its id as text).
+ID_FACTORIES: dict[str, Callable[[Vendor], str]] = {
+    "vendorId": lambda vendor: str(vendor.id),
+    "keyId": lambda vendor: str(
+        api_keys.create(get_database(), vendor.id, NewApiKey(name="sample", role="api_client"), "sampler").id),
+    # --- uploads (issue 4) ---
+    # --- ingestion jobs (issue 5) ---
+    # --- customers, health profiles, audit (issue 6) ---
+    # --- matching (issue 6) ---
+    # --- search (issue 7) ---
 }
 
 
@@ -36,9 +54,7 @@ class VendorWorld:
 
 
 def build_world(vendor: Vendor) -> VendorWorld:
-    db = get_database()
-    key = api_keys.create(db, vendor.id, NewApiKey(name="sample", role="api_client"), "sampler")
-    return VendorWorld(vendor, {"vendorId": str(vendor.id), "keyId": str(key.id)})
+    return VendorWorld(vendor, {name: make(vendor) for name, make in ID_FACTORIES.items()})
 
 
 def offboarded_vendor() -> Vendor:

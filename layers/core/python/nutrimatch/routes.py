@@ -66,6 +66,11 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/api-keys", "api_keys", ADMINS),
     Route("GET", "/api/v1/api-keys", "api_keys", ADMINS),
     Route("DELETE", "/api/v1/api-keys/{keyId}", "api_keys", ADMINS),
+    # --- uploads (issue 4) ---
+    # --- ingestion jobs (issue 5) ---
+    # --- customers, health profiles, audit (issue 6) ---
+    # --- matching (issue 6) ---
+    # --- search (issue 7) ---
 )
 
 

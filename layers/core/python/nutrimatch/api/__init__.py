@@ -22,6 +22,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from nutrimatch import errors
+from nutrimatch.audit.context import RequestInfo
 from nutrimatch.cache import redis_client
 from nutrimatch.db import get_database, scoped_transaction
 from nutrimatch.routes import Role, find_route
@@ -164,6 +165,15 @@ def current_caller(app: APIGatewayRestResolver) -> Caller:
         raise errors.InvalidInput("X-Vendor-Id must be a vendor id (UUID)") from error
     return Caller(user_id=str(context.get("user_id") or context.get("principalId")), role=role,
                   vendor_id=vendor_id, api_key_id=context.get("api_key_id") or None)
+
+
+def request_info(app: APIGatewayRestResolver) -> RequestInfo:
+    """The request facts an audit row records (X-Access-Justification is the break-glass reason)."""
+    event = app.current_event
+    identity = event.request_context.identity
+    return RequestInfo(request_id=event.request_context.request_id, ip=identity.source_ip,
+                       user_agent=identity.user_agent, justification=event.headers.get("x-access-justification")
+                       or event.headers.get("X-Access-Justification"))
 
 
 def tenant_transaction(caller: Caller, *, read_only: bool = False) -> Any:
