@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: run test lint typecheck unit integration e2e infra synth bench clean reset
+.PHONY: run test lint typecheck unit integration e2e infra synth synth-fast bench clean reset
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,9 +36,14 @@ e2e: $(STAMP)
 infra: $(STAMP)
 	$(BIN)/pytest -q tests/infra
 
-## synth: the CloudFormation template, offline
+## synth: the CloudFormation template into cdk.out, offline; builds both layers (dependencies with local pip,
+## never Docker; cached by the hash of pyproject's dependencies)
 synth: $(STAMP)
 	$(BIN)/python infra/app.py
+
+## synth-fast: the template only, without bundling the dependency layer
+synth-fast: $(STAMP)
+	CDK_CONTEXT_JSON='{"aws:cdk:bundling-stacks":[]}' $(BIN)/python infra/app.py
 
 ## bench: every benchmark (slow; not part of the tests)
 bench: $(STAMP)

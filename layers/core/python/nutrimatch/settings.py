@@ -6,10 +6,12 @@ environment variable; when nothing is set, the embedded local stack's defaults a
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -27,6 +29,11 @@ class Settings(BaseSettings):
         default="postgresql://nutrimatch_app:nutrimatch_app@127.0.0.1:54321/nutrimatch",
         description="Reader endpoint; unset to send every read to the writer.",
     )
+    # In AWS the functions get the RDS Proxy endpoints and a Secrets Manager secret instead of URLs.
+    database_host: str | None = None
+    database_reader_host: str | None = None
+    database_secret_arn: str | None = None
+    database_name: str = "nutrimatch"
     database_admin_url: str = Field(
         default="postgresql://postgres@127.0.0.1:54320/nutrimatch",
         description="Owner connection for migrations and partition management.",
@@ -48,6 +55,10 @@ class Settings(BaseSettings):
     kms_key_alias: str = "alias/nutrimatch-phi"
     jwt_secret_name: str = "nutrimatch/jwt"
     state_machine_arn: str | None = None
+
+    # --- PHI encryption (issue 6) ---------------------------------------------------------------------------
+    data_key_cache_seconds: float = Field(
+        default=300, gt=0, description="How long an unwrapped per-vendor data key stays in process memory.")
 
     # --- authentication -----------------------------------------------------------------------------------
     jwt_issuer: str = "https://auth.nutrimatch.local/"
@@ -74,12 +85,44 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    @model_validator(mode="after")
+    def _no_local_defaults_in_lambda(self) -> Settings:
+        """In Lambda, nothing may fall back to the laptop defaults (moto's endpoint, the local HS256 secret)."""
+        if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            if "aws_endpoint_url" not in self.model_fields_set:
+                self.aws_endpoint_url = None
+            if "jwt_hs256_secret" not in self.model_fields_set:
+                self.jwt_hs256_secret = None
+        return self
+
     @property
     def replica_enabled(self) -> bool:
         return bool(self.database_replica_url)
 
 
+def _with_database_secret(settings: Settings) -> Settings:
+    """Build the connection URLs from the proxy endpoints and the app role's secret (AWS)."""
+    import json
+
+    from nutrimatch import aws
+
+    secret = json.loads(aws.client("secretsmanager", settings).get_secret_value(
+        SecretId=settings.database_secret_arn)["SecretString"])
+    credentials = f"{quote(secret['username'])}:{quote(secret['password'])}"
+    port = secret.get("port", 5432)
+
+    def url(host: str) -> str:
+        return f"postgresql://{credentials}@{host}:{port}/{settings.database_name}?sslmode=require"
+
+    reader = url(settings.database_reader_host) if settings.database_reader_host else None
+    return settings.model_copy(update={"database_url": url(settings.database_host or secret["host"]),
+                                       "database_replica_url": reader})
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Parse the environment once; tests that need other values call `get_settings.cache_clear()`."""
-    return Settings()
+    settings = Settings()
+    if settings.database_secret_arn:
+        settings = _with_database_secret(settings)
+    return settings
