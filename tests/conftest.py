@@ -7,10 +7,13 @@ AWS_ENDPOINT_URL to run the suite against servers of your own instead.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -54,12 +57,13 @@ class TestDatabase:
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+def local_stack() -> Iterator[StackInfo]:
     if os.environ.get("NUTRIMATCH_TEST_EXTERNAL"):
         names = ("DATABASE_URL", "DATABASE_REPLICA_URL", "DATABASE_ADMIN_URL", "REDIS_URL", "AWS_ENDPOINT_URL")
         yield StackInfo({name: os.environ[name] for name in names if name in os.environ}, None)
         return
-    state = tmp_path_factory.mktemp("stack")
+    # Not pytest's tmp_path: concurrent pytest runs prune each other's numbered temp directories.
+    state = Path(tempfile.mkdtemp(prefix="nutrimatch-test-"))
     stack = LocalStack(Settings(), Ports.free(), state_dir=state, durable=False, serve_http=False)
     stack.start()
     saved = {k: os.environ.get(k) for k in stack.environment}
@@ -70,6 +74,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]
     finally:
         get_database().close()
         stack.stop()
+        shutil.rmtree(state, ignore_errors=True)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

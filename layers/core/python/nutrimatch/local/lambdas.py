@@ -44,5 +44,12 @@ def load_handler(name: str, directory: Path = FUNCTIONS_DIR) -> Handler:
     return handler
 
 
+def load_handler_ref(ref: str, directory: Path = FUNCTIONS_DIR) -> Handler:
+    """A "module.function" reference, as Lambda's handler setting and the state machine wiring give it."""
+    module, _, attribute = ref.rpartition(".")
+    handler: Handler = getattr(import_function_module(directory, module), attribute)
+    return handler
+
+
 def invoke(name: str, event: dict[str, Any], directory: Path = FUNCTIONS_DIR) -> Any:
     return load_handler(name, directory)(event, LocalLambdaContext(function_name=name))

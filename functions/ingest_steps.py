@@ -1,0 +1,56 @@
+"""The Tasks of the ingestion state machine (infra/statemachines/ingest.asl.json), one handler per step."""
+
+from typing import Any
+from uuid import UUID
+
+from nutrimatch import aws
+from nutrimatch.api import logger
+from nutrimatch.db import get_database
+from nutrimatch.ingest.finalize import finalize as finalize_job
+from nutrimatch.ingest.finalize import mark_failed as mark_job_failed
+from nutrimatch.ingest.load import load_chunk as load_job_chunk
+from nutrimatch.ingest.merge import find_duplicates as find_job_duplicates
+from nutrimatch.ingest.merge import merge_chunk as merge_job_chunk
+from nutrimatch.ingest.plan import plan as plan_job
+from nutrimatch.settings import get_settings
+
+
+def _ids(event: dict[str, Any]) -> tuple[UUID, UUID]:
+    return UUID(event["job_id"]), UUID(event["vendor_id"])
+
+
+@logger.inject_lambda_context(clear_state=True)
+def plan(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job_id, vendor_id = _ids(event)
+    return plan_job(get_settings(), get_database(), aws.client("s3"), job_id, vendor_id)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def load_chunk(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job_id, vendor_id = _ids(event)
+    return load_job_chunk(get_database(), aws.client("s3"), job_id, vendor_id, int(event["chunk_no"]))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def find_duplicates(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job_id, vendor_id = _ids(event)
+    return find_job_duplicates(get_database(), job_id, vendor_id)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def merge_chunk(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job_id, vendor_id = _ids(event)
+    return merge_job_chunk(get_database(), job_id, vendor_id, int(event["chunk_no"]))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def finalize(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job_id, vendor_id = _ids(event)
+    return finalize_job(get_database(), aws.client("s3"), job_id, vendor_id)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def mark_failed(event: dict[str, Any], context: Any) -> None:
+    job_id, vendor_id = _ids(event)
+    logger.warning("ingestion failed", extra={"job_id": str(job_id), "error": (event.get("error") or {}).get("Error")})
+    mark_job_failed(get_database(), job_id, vendor_id, event.get("error"))

@@ -1,0 +1,135 @@
+"""Ingestion jobs as the pipeline and the jobs API see them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from nutrimatch.db import Connection
+from nutrimatch.errors import Conflict, NotFound
+from nutrimatch.ingest.pipeline import JobCancelled
+
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+
+JOB_COLUMNS = """id, vendor_id, kind, mode, status, phase, file_name, size_bytes, s3_bucket, s3_key, upload_method,
+                 created_by, created_at, updated_at, uploaded_at, started_at, finished_at, error, counts, mapping,
+                 plan, catalog_version"""
+
+
+class JobProgress(BaseModel):
+    phase: str | None
+    chunks_total: int
+    chunks_loaded: int
+    chunks_merged: int
+    bytes_total: int
+    bytes_loaded: int
+    rows_loaded: int
+    rows_merged: int
+    elapsed_seconds: float | None
+    rows_per_second: float | None
+    eta_seconds: float | None
+
+
+class Job(BaseModel):
+    id: UUID
+    vendor_id: UUID
+    kind: str
+    mode: str
+    status: str
+    phase: str | None
+    file_name: str | None
+    size_bytes: int | None
+    upload_method: str | None
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    uploaded_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: dict[str, Any] | None
+    counts: dict[str, Any]
+    mapping: dict[str, Any] | None
+    catalog_version: int | None
+    progress: JobProgress | None = None
+    errors_csv_url: str | None = None
+
+
+def fetch(conn: Connection, vendor_id: UUID, job_id: UUID, *, lock: bool = False) -> dict[str, Any]:
+    row = conn.execute(
+        f"SELECT {JOB_COLUMNS} FROM ingestion_jobs WHERE vendor_id = %s AND id = %s{' FOR UPDATE' if lock else ''}",
+        (vendor_id, job_id)).fetchone()
+    if row is None:
+        raise NotFound("ingestion job not found")
+    return row
+
+
+def require_running(conn: Connection, vendor_id: UUID, job_id: UUID) -> dict[str, Any]:
+    job = fetch(conn, vendor_id, job_id)
+    if job["status"] == "cancelled":
+        raise JobCancelled(str(job_id))
+    return job
+
+
+def set_phase(conn: Connection, vendor_id: UUID, job_id: UUID, phase: str, **fields: Any) -> None:
+    assignments = ", ".join(f"{name} = %({name})s" for name in fields)
+    conn.execute(
+        f"UPDATE ingestion_jobs SET phase = %(phase)s, updated_at = now(){', ' if fields else ''}{assignments} "
+        "WHERE vendor_id = %(vendor)s AND id = %(job)s",
+        {"phase": phase, "vendor": vendor_id, "job": job_id, **fields})
+
+
+def progress(conn: Connection, job: dict[str, Any]) -> JobProgress:
+    row = conn.execute(
+        """SELECT count(*) AS chunks_total,
+                  count(*) FILTER (WHERE status IN ('loaded', 'merged')) AS chunks_loaded,
+                  count(*) FILTER (WHERE status = 'merged') AS chunks_merged,
+                  coalesce(sum(byte_end - byte_start), 0) AS bytes_total,
+                  coalesce(sum(byte_end - byte_start) FILTER (WHERE status IN ('loaded', 'merged')), 0) AS bytes_loaded,
+                  coalesce(sum(rows_loaded), 0) AS rows_loaded,
+                  coalesce(sum(rows_loaded) FILTER (WHERE status = 'merged'), 0) AS rows_merged
+             FROM ingestion_chunks WHERE vendor_id = %s AND job_id = %s""",
+        (job["vendor_id"], job["id"])).fetchone()
+    assert row is not None
+    started = job["started_at"]
+    end = job["finished_at"] or datetime.now(UTC)
+    elapsed = (end - started).total_seconds() if started else None
+    done_fraction = _done_fraction(row)
+    rate = row["rows_merged"] / elapsed if elapsed and row["rows_merged"] else None
+    eta = None
+    if elapsed and 0 < done_fraction < 1 and job["status"] not in TERMINAL_STATUSES:
+        eta = round(elapsed * (1 - done_fraction) / done_fraction, 1)
+    return JobProgress(phase=job["phase"], elapsed_seconds=round(elapsed, 2) if elapsed else None,
+                       rows_per_second=round(rate, 1) if rate else None, eta_seconds=eta,
+                       **{k: int(v) for k, v in row.items()})
+
+
+def _done_fraction(row: dict[str, Any]) -> float:
+    """Loading is about half the work, validating and merging the other half."""
+    if not row["bytes_total"]:
+        return 0.0
+    loaded = float(row["bytes_loaded"]) / float(row["bytes_total"])
+    merged = float(row["chunks_merged"]) / float(row["chunks_total"]) if row["chunks_total"] else 0.0
+    return 0.5 * loaded + 0.5 * merged
+
+
+def list_jobs(conn: Connection, vendor_id: UUID, *, status: str | None, before: datetime | None,
+              limit: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = conn.execute(
+        f"""SELECT {JOB_COLUMNS} FROM ingestion_jobs
+             WHERE vendor_id = %(vendor)s AND (%(status)s::text IS NULL OR status = %(status)s)
+               AND (%(before)s::timestamptz IS NULL OR created_at < %(before)s)
+             ORDER BY created_at DESC, id DESC LIMIT %(limit)s""",
+        {"vendor": vendor_id, "status": status, "before": before, "limit": limit}).fetchall()
+    return rows
+
+
+def cancel(conn: Connection, vendor_id: UUID, job_id: UUID) -> dict[str, Any]:
+    job = fetch(conn, vendor_id, job_id, lock=True)
+    if job["status"] in TERMINAL_STATUSES:
+        raise Conflict(f"the job is already {job['status']}", details={"status": job["status"]})
+    conn.execute("UPDATE ingestion_jobs SET status = 'cancelled', finished_at = now(), updated_at = now() "
+                 "WHERE vendor_id = %s AND id = %s", (vendor_id, job_id))
+    return fetch(conn, vendor_id, job_id)

@@ -1,0 +1,37 @@
+"""The ingestion state machine's wiring: which handler serves each Task of infra/statemachines/ingest.asl.json.
+
+CDK creates one Lambda per entry and substitutes its ARN for the placeholder; the local runner calls the
+handler in-process. One table, so the deployed and the local pipeline cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from nutrimatch.settings import REPO_ROOT
+
+ASL_PATH = REPO_ROOT / "infra" / "statemachines" / "ingest.asl.json"
+
+# ASL substitution name → "module.function" under functions/
+STEP_HANDLERS: dict[str, str] = {
+    "IngestPlanFunctionArn": "ingest_steps.plan",
+    "IngestLoadChunkFunctionArn": "ingest_steps.load_chunk",
+    "IngestFindDuplicatesFunctionArn": "ingest_steps.find_duplicates",
+    "IngestMergeChunkFunctionArn": "ingest_steps.merge_chunk",
+    "IngestFinalizeFunctionArn": "ingest_steps.finalize",
+    "IngestMarkFailedFunctionArn": "ingest_steps.mark_failed",
+}
+
+
+def staging_table(job_id: object, chunk_no: int) -> str:
+    return f"chunk_{str(job_id).replace('-', '')}_{chunk_no:05d}"
+
+
+def duplicates_table(job_id: object) -> str:
+    return f"duplicates_{str(job_id).replace('-', '')}"
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while the pipeline ran; the execution stops without touching it further."""
+
+
+class TransientError(Exception):
+    """A failure worth retrying (connection loss, throttling); the state machine retries it with backoff."""

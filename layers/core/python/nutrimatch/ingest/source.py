@@ -1,0 +1,74 @@
+"""Reading the uploaded object from S3: ranged reads for planning, streamed ranges for loading."""
+
+from __future__ import annotations
+
+import codecs
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+STREAM_BLOCK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class S3Object:
+    client: Any
+    bucket: str
+    key: str
+
+    def size(self) -> int:
+        return int(self.client.head_object(Bucket=self.bucket, Key=self.key)["ContentLength"])
+
+    def read_range(self, start: int, end: int) -> bytes:
+        """Bytes [start, end) — the RangeReader the planner scans with."""
+        if end <= start:
+            return b""
+        body = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end - 1}")["Body"]
+        data: bytes = body.read()
+        return data
+
+    def stream_range(self, start: int, end: int, block_bytes: int = STREAM_BLOCK_BYTES) -> Iterator[bytes]:
+        """Bytes [start, end) in blocks, never holding the range in memory."""
+        if end <= start:
+            return
+        body = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end - 1}")["Body"]
+        try:
+            while block := body.read(block_bytes):
+                yield block
+        finally:
+            body.close()
+
+
+def transcode_to_utf8(blocks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
+    """For encodings PostgreSQL cannot read (UTF-16): decode incrementally, re-encode as UTF-8."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    for block in blocks:
+        text = decoder.decode(block)
+        if text:
+            yield text.encode("utf-8")
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        yield tail.encode("utf-8")
+
+
+class BlockStream(io.RawIOBase):
+    """A raw binary stream over an iterator of blocks, so io.TextIOWrapper and csv can read it lazily."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        self._blocks = blocks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._blocks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size

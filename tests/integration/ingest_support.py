@@ -1,0 +1,54 @@
+"""Helpers for ingestion tests: a job whose object is already in S3, run through the real local pipeline."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from nutrimatch import aws
+from nutrimatch.db import get_database, scoped_transaction
+from nutrimatch.ingest.executions import LocalStarter
+from nutrimatch.ingest.jobs import fetch
+from nutrimatch.ingest.trigger import UploadedObject, start_ingestion
+from nutrimatch.settings import get_settings
+
+
+def create_uploaded_job(vendor_id: uuid.UUID, data: bytes, *, kind: str = "products", mode: str = "upsert",
+                        file_name: str = "catalog.csv") -> UploadedObject:
+    settings = get_settings()
+    job_id = uuid.uuid4()
+    key = f"incoming/{vendor_id}/{job_id}/{file_name}"
+    aws.client("s3").put_object(Bucket=settings.upload_bucket, Key=key, Body=data)
+    with scoped_transaction(get_database().writer, vendor_id) as conn:
+        conn.execute(
+            """INSERT INTO ingestion_jobs (id, vendor_id, kind, mode, status, file_name, size_bytes, s3_bucket,
+                                           s3_key, upload_method, created_by)
+               VALUES (%s, %s, %s, %s, 'uploaded', %s, %s, %s, %s, 'multipart', 'test')""",
+            (job_id, vendor_id, kind, mode, file_name, len(data), settings.upload_bucket, key))
+    return UploadedObject(settings.upload_bucket, key, vendor_id, job_id)
+
+
+def run_job(uploaded: UploadedObject, timeout: float = 120) -> dict[str, Any]:
+    """Trigger the job as the S3 notification would, wait for its execution, return the job row."""
+    assert start_ingestion(get_database(), LocalStarter(), uploaded)
+    execution = LocalStarter.runtime().wait(str(uploaded.job_id), timeout)
+    assert execution.status != "RUNNING", "the pipeline did not finish in time"
+    with scoped_transaction(get_database().writer, uploaded.vendor_id) as conn:
+        return fetch(conn, uploaded.vendor_id, uploaded.job_id)
+
+
+def ingest(vendor_id: uuid.UUID, data: bytes, **options: Any) -> dict[str, Any]:
+    return run_job(create_uploaded_job(vendor_id, data, **options))
+
+
+def errors_of(vendor_id: uuid.UUID, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    with scoped_transaction(get_database().writer, vendor_id) as conn:
+        return conn.execute("SELECT row_number, column_name, value, reason FROM ingestion_errors "
+                            "WHERE vendor_id = %s AND job_id = %s ORDER BY row_number, column_name",
+                            (vendor_id, job_id)).fetchall()
+
+
+def products_of(vendor_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+    with scoped_transaction(get_database().writer, vendor_id) as conn:
+        rows = conn.execute("SELECT * FROM products WHERE vendor_id = %s", (vendor_id,)).fetchall()
+    return {row["external_id"]: row for row in rows}
