@@ -1,22 +1,197 @@
 """The ingestion pipeline end to end on small files: the real ASL run locally, real PG, real S3 (moto)."""
 
+import csv
+import io
+import json
 from decimal import Decimal
 
-from tests.integration.ingest_support import ingest, products_of
+import psycopg
+import pytest
+
+from nutrimatch import aws
+from nutrimatch.db import get_database, scoped_transaction
+from nutrimatch.ingest.finalize import errors_key
+from nutrimatch.ingest.plan import remember_mapping
+from nutrimatch.settings import get_settings
+from tests.integration.ingest_support import errors_of, ingest, products_of
 
 HEADER = "SKU,Product Name,Brand,Kcal,Protein (g),Sodium (mg),Allergens,Dietary Tags,Price\n"
+ROWS = [
+    "A-1,Greek Yogurt,Alpine,120,15,65,Milk,vegetarian;gluten free,2.49",
+    "A-2,Rye Bread,Nordic,80,3,180,wheat;gluten,vegan,3.10",
+    'A-3,"Trail Mix, ""Sweet & Salty""",Hike,170,5,95,peanuts;tree nuts,,4.99',
+]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Tiny byte ranges, so even small files are split into several chunks."""
+    monkeypatch.setenv("INGEST_CHUNK_BYTES", "60")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def test_a_clean_file_becomes_live_products(two_vendors, aws_resources):
     vendor, _ = two_vendors
-    body = HEADER + "A-1,Greek Yogurt,Alpine,120,15,65,Milk,vegetarian;gluten free,2.49\n" \
-                    "A-2,Rye Bread,Nordic,80,3,180,wheat;gluten,vegan,3.10\n"
-    job = ingest(vendor.id, body.encode())
+    job = ingest(vendor.id, (HEADER + "\n".join(ROWS) + "\n").encode())
     assert job["status"] == "completed", job["error"]
-    assert job["counts"]["inserted"] == 2 and job["counts"]["rejected"] == 0
+    assert (job["counts"]["inserted"], job["counts"]["rejected"], job["counts"]["rows"]) == (3, 0, 3)
     products = products_of(vendor.id)
     assert products["A-1"]["calories"] == Decimal("120.00")
     assert products["A-1"]["allergens"] == ["milk"]
     assert products["A-1"]["dietary_tags"] == ["gluten_free", "vegetarian"]
     assert products["A-2"]["allergens"] == ["gluten", "wheat"]
-    assert job["mapping"]["columns"][0]["field"] == "external_id"
+    assert products["A-3"]["name"] == 'Trail Mix, "Sweet & Salty"'
+    assert products["A-3"]["dietary_tags"] == []
+    assert {c["header"]: c["field"] for c in job["mapping"]["columns"]}["Kcal"] == "calories"
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        assert conn.execute("SELECT catalog_version FROM vendors WHERE id = %s", (vendor.id,)).fetchone()[
+            "catalog_version"] == 1
+        events = conn.execute("SELECT event_type, payload FROM outbox_events WHERE vendor_id = %s",
+                              (vendor.id,)).fetchall()
+    assert [e["event_type"] for e in events] == ["job.completed"]
+    assert events[0]["payload"]["counts"]["inserted"] == 3
+
+
+def test_rows_land_in_the_vendors_partitions_and_on_the_replica(two_vendors, aws_resources, database):
+    vendor, other = two_vendors
+    ingest(vendor.id, (HEADER + "\n".join(ROWS) + "\n").encode())
+    with psycopg.connect(database.admin_url) as admin:
+        leaves = {r[0] for r in admin.execute(
+            "SELECT DISTINCT tableoid::regclass::text FROM products WHERE vendor_id = %s", (vendor.id,))}
+    assert leaves and all(leaf.startswith(f"products_v_{vendor.id.hex}_p") for leaf in leaves)
+    assert products_of(other.id) == {}
+    replica = database.replica_url.replace("nutrimatch_app@", "postgres@")
+    import time
+
+    deadline = time.monotonic() + 10
+    with psycopg.connect(replica) as conn:
+        while True:
+            count = conn.execute("SELECT count(*) FROM products WHERE vendor_id = %s", (vendor.id,)).fetchone()[0]
+            if count == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert count == 3
+
+
+def test_bad_rows_are_explained_and_good_rows_loaded(two_vendors, aws_resources, small_chunks):
+    vendor, _ = two_vendors
+    body = HEADER + "\n".join([
+        ROWS[0],
+        "B-1,Bad Number,X,abc,1,10,,,1.00",          # calories not a number
+        "B-2,Negative,X,-5,1,10,,,1.00",             # negative calories
+        "B-3,Moon Snack,X,100,1,10,moonrock;milk,,1.00",  # unknown allergen
+        "A-1,Duplicate Yogurt,Alpine,99,1,10,milk,,1.00",  # duplicate external id (first at row 1)
+        "B-4,Ragged,X,100",                          # too few columns
+        "B-5,Salty,X,100,1,0.4,,,1.00",              # sodium given in grams
+        ",No Id,X,100,1,10,,,1.00",                  # missing external id
+        ROWS[1],
+    ]) + "\n"
+    job = ingest(vendor.id, body.encode())
+    assert job["status"] == "completed", job["error"]
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        methods = [r["load_method"] for r in conn.execute(
+            "SELECT load_method FROM ingestion_chunks WHERE job_id = %s ORDER BY chunk_no", (job["id"],))]
+    assert len(methods) > 3 and "parsed" in methods and "copy" in methods  # split, and only the ragged chunk parsed
+    assert job["counts"]["rows"] == 9
+    assert job["counts"]["inserted"] == 2
+    assert job["counts"]["rejected"] == 7
+    reasons = {(e["row_number"], e["column_name"]): e["reason"] for e in errors_of(vendor.id, job["id"])}
+    assert reasons[(2, "calories")] == "not a number"
+    assert reasons[(3, "calories")] == "must not be negative"
+    assert "moonrock" in reasons[(4, "allergens")]
+    assert reasons[(5, "external_id")] == "duplicate external_id; first seen at row 1"
+    assert reasons[(6, None)] == "expected 9 columns, found 4"
+    assert "grams" in reasons[(7, "sodium_mg")]
+    assert reasons[(8, "external_id")] == "required value is missing"
+    assert set(products_of(vendor.id)) == {"A-1", "A-2"}
+    assert products_of(vendor.id)["A-1"]["name"] == "Greek Yogurt"  # the first occurrence won
+    # errors.csv in S3, one line per problem, row numbers of the file's data rows
+    settings = get_settings()
+    body = aws.client("s3").get_object(Bucket=settings.upload_bucket, Key=errors_key(vendor.id, job["id"]))
+    rows = list(csv.DictReader(io.StringIO(body["Body"].read().decode())))
+    assert [r["row_number"] for r in rows] == ["2", "3", "4", "5", "6", "7", "8"]
+    assert rows[0] == {"row_number": "2", "column": "calories", "value": "abc", "reason": "not a number"}
+
+
+def test_encodings_delimiters_and_quoted_newlines_across_ranges(two_vendors, aws_resources, small_chunks):
+    vendor, _ = two_vendors
+    text = ("product_id;name;energy-kcal_100g;proteins_100g;sodium_100g;allergens\r\n"
+            "X-1;Crème brûlée;250,5;4,2;0,05;milk;eggs\r\n"
+            'X-2;"Soupe\r\nà l\'oignon, longue description qui traverse la frontière";45;1,5;0,4;\r\n'
+            "X-3;Pâté;300;12;0,7;\r\n")
+    for encoding, bom in (("cp1252", b""), ("utf-8", b"\xef\xbb\xbf"), ("utf-16", b"")):
+        job = ingest(vendor.id, bom + text.replace(";milk;eggs", ";milk|eggs").encode(encoding))
+        assert job["status"] == "completed", (encoding, job["error"])
+        products = products_of(vendor.id)
+        assert products["X-1"]["name"] == "Crème brûlée", encoding
+        assert products["X-1"]["calories"] == Decimal("250.50")
+        assert products["X-1"]["sodium_mg"] == Decimal("50.00")  # sodium_100g is grams per 100 g
+        assert products["X-1"]["nutrient_basis"] == "per_100g"
+        assert products["X-1"]["allergens"] == ["eggs", "milk"]
+        assert products["X-2"]["name"].startswith("Soupe\r\nà l'oignon")
+        assert products["X-3"]["allergens"] is None  # empty cell: allergen information unknown
+
+
+def test_unchanged_reingest_writes_nothing_and_keeps_the_version(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    body = (HEADER + "\n".join(ROWS) + "\n").encode()
+    first = ingest(vendor.id, body)
+    before = products_of(vendor.id)
+    again = ingest(vendor.id, body)
+    assert (again["counts"]["inserted"], again["counts"]["updated"], again["counts"]["unchanged"]) == (0, 0, 3)
+    assert products_of(vendor.id)["A-1"]["updated_at"] == before["A-1"]["updated_at"]
+    assert again["catalog_version"] is None and first["catalog_version"] == 1
+    changed = ingest(vendor.id, body.replace(b"Greek Yogurt", b"Greek Yoghurt"))
+    assert (changed["counts"]["updated"], changed["counts"]["unchanged"]) == (1, 2)
+    assert changed["catalog_version"] == 2
+
+
+def test_replace_mode_retires_what_the_file_no_longer_lists(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    ingest(vendor.id, (HEADER + "\n".join(ROWS) + "\n").encode())
+    job = ingest(vendor.id, (HEADER + ROWS[0] + "\n").encode(), mode="replace")
+    assert job["counts"]["retired"] == 2
+    statuses = {k: v["status"] for k, v in products_of(vendor.id).items()}
+    assert statuses == {"A-1": "active", "A-2": "retired", "A-3": "retired"}
+    # Listed again later, a retired product comes back.
+    ingest(vendor.id, (HEADER + ROWS[1] + "\n").encode())
+    assert products_of(vendor.id)["A-2"]["status"] == "active"
+
+
+def test_missing_required_columns_fail_the_job_with_a_clear_message(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    job = ingest(vendor.id, b"Kcal,Protein\n100,2\n")
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "invalid_file"
+    assert "Missing required column(s) for products: external_id, name" in job["error"]["message"]
+    assert "Found columns: Kcal, Protein" in job["error"]["message"]
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        events = conn.execute("SELECT event_type, payload FROM outbox_events").fetchall()
+        leftovers = conn.execute("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'staging'").fetchone()
+    assert [(e["event_type"], e["payload"]["error"]) for e in events] == [("job.failed", "invalid_file")]
+    assert leftovers["n"] == 0
+
+
+def test_a_learned_mapping_maps_an_unknown_header(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        remember_mapping(conn, vendor.id, "products", "Artikelnummer", "external_id", "tester")
+        remember_mapping(conn, vendor.id, "products", "Bezeichnung", "name", "tester")
+    job = ingest(vendor.id, b"Artikelnummer,Bezeichnung,Kcal\nD-1,Vollkornbrot,210\n")
+    assert job["status"] == "completed", job["error"]
+    assert products_of(vendor.id)["D-1"]["name"] == "Vollkornbrot"
+    assert [c["learned"] for c in job["mapping"]["columns"]] == [True, True, False]
+
+
+def test_customers_load_into_their_partitions(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    job = ingest(vendor.id, b"Member ID,Full Name,E-mail,Language\nC-1,Ana Ruiz,ANA@example.com,es-US\n"
+                            b"C-2,Bo Li,not-an-email,en-US\n", kind="customers")
+    assert job["status"] == "completed", job["error"]
+    assert (job["counts"]["inserted"], job["counts"]["rejected"]) == (1, 1)
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        rows = conn.execute("SELECT external_id, email, locale FROM customers").fetchall()
+    assert rows == [{"external_id": "C-1", "email": "ana@example.com", "locale": "es-US"}]
+    assert json.dumps(errors_of(vendor.id, job["id"])[0]["reason"]) == '"not an email address"'

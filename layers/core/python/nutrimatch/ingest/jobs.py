@@ -93,6 +93,7 @@ def progress(conn: Connection, job: dict[str, Any]) -> JobProgress:
              FROM ingestion_chunks WHERE vendor_id = %s AND job_id = %s""",
         (job["vendor_id"], job["id"])).fetchone()
     assert row is not None
+    row = {name: int(value) for name, value in row.items()}  # sums arrive as numeric
     started = job["started_at"]
     end = job["finished_at"] or datetime.now(UTC)
     elapsed = (end - started).total_seconds() if started else None
@@ -103,7 +104,7 @@ def progress(conn: Connection, job: dict[str, Any]) -> JobProgress:
         eta = round(elapsed * (1 - done_fraction) / done_fraction, 1)
     return JobProgress(phase=job["phase"], elapsed_seconds=round(elapsed, 2) if elapsed else None,
                        rows_per_second=round(rate, 1) if rate else None, eta_seconds=eta,
-                       **{k: int(v) for k, v in row.items()})
+                       **row)
 
 
 def _done_fraction(row: dict[str, Any]) -> float:

@@ -6,6 +6,13 @@ handler in-process. One table, so the deployed and the local pipeline cannot dri
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
+
 from nutrimatch.settings import REPO_ROOT
 
 ASL_PATH = REPO_ROOT / "infra" / "statemachines" / "ingest.asl.json"
@@ -35,3 +42,17 @@ class JobCancelled(Exception):
 
 class TransientError(Exception):
     """A failure worth retrying (connection loss, throttling); the state machine retries it with backoff."""
+
+
+# Network and database hiccups: a retry of the (idempotent) step is the cure.
+TRANSIENT = (ConnectionError, TimeoutError, psycopg.OperationalError, BotoConnectionError, ReadTimeoutError,
+             ResponseStreamingError, IncompleteReadError)
+
+
+@contextmanager
+def transient_as_retryable() -> Iterator[None]:
+    """Report transient failures under the one name the state machine's Retry policies list."""
+    try:
+        yield
+    except TRANSIENT as error:
+        raise TransientError(f"{type(error).__name__}: {error}") from error

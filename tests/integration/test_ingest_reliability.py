@@ -1,0 +1,127 @@
+"""Duplicate triggers, chunks dying half way, the S3 → SQS → starter path, and the runner's retries."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from nutrimatch.db import get_database, scoped_transaction
+from nutrimatch.ingest import source
+from nutrimatch.ingest.executions import LocalStarter
+from nutrimatch.ingest.trigger import start_ingestion
+from nutrimatch.local.lambdas import invoke
+from nutrimatch.local.pump import EventPump
+from nutrimatch.local.stepfunctions import AslRunner, StatesError
+from nutrimatch.settings import get_settings
+from tests.integration.ingest_support import create_uploaded_job, products_of, run_job
+
+HEADER = "sku,name,calories\n"
+
+
+def _catalog(rows: int) -> bytes:
+    return (HEADER + "".join(f"R-{n},Product {n},{n % 500}\n" for n in range(rows))).encode()
+
+
+def test_a_duplicate_s3_event_starts_one_execution(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    uploaded = create_uploaded_job(vendor.id, _catalog(5))
+    starter = LocalStarter()
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(start_ingestion(get_database(), starter, uploaded)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, False, False, True]
+    LocalStarter.runtime().wait(str(uploaded.job_id), 60)
+    assert len(products_of(vendor.id)) == 5
+
+
+def test_s3_notifications_reach_the_pipeline_through_sqs_and_the_pump(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    settings = get_settings()
+    uploaded = create_uploaded_job(vendor.id, _catalog(7))  # the put_object sends the notification
+    pump = EventPump(settings, {settings.ingest_queue: "ingest_starter"}, invoke, wait_seconds=0)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and str(uploaded.job_id) not in LocalStarter.runtime().executions:
+        pump.drain_once(settings.ingest_queue, "ingest_starter")
+    execution = LocalStarter.runtime().wait(str(uploaded.job_id), 60)
+    assert execution.status == "SUCCEEDED", execution.error
+    assert len(products_of(vendor.id)) == 7
+
+
+def test_a_chunk_that_dies_mid_copy_is_retried_with_exact_counts(two_vendors, aws_resources, monkeypatch):
+    vendor, _ = two_vendors
+    monkeypatch.setenv("INGEST_CHUNK_BYTES", "2000")
+    get_settings.cache_clear()
+    uploaded = create_uploaded_job(vendor.id, _catalog(600))
+    real_stream = source.S3Object.stream_range
+    failures = []
+
+    def flaky_stream(self, start, end, block_bytes=64):
+        # The first load of the second chunk loses its connection after a few blocks.
+        for n, block in enumerate(real_stream(self, start, end, block_bytes)):
+            if start > 0 and not failures and n == 3:
+                failures.append(start)
+                raise ConnectionResetError("connection reset by peer")
+            yield block
+
+    monkeypatch.setattr(source.S3Object, "stream_range", flaky_stream)
+    job = run_job(uploaded)
+    assert failures, "the fault was never injected"
+    assert job["status"] == "completed", job["error"]
+    assert job["counts"]["rows"] == 600 and job["counts"]["inserted"] == 600
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        attempts = conn.execute("SELECT max(load_attempts) AS n, count(*) AS chunks FROM ingestion_chunks "
+                                "WHERE job_id = %s", (uploaded.job_id,)).fetchone()
+        total = conn.execute("SELECT count(*) AS n FROM products").fetchone()["n"]
+    assert attempts["chunks"] > 1
+    assert total == 600
+    get_settings.cache_clear()
+
+
+def test_the_runner_retries_transient_errors_then_catches(monkeypatch):
+    calls = []
+
+    def task(resource, payload):
+        calls.append(resource)
+        if resource == "flaky" and calls.count("flaky") < 3:
+            raise ConnectionError("blip")
+        if resource == "broken":
+            raise ValueError("no good")
+        return {"ok": resource}
+
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Task", "Resource": "flaky", "ResultPath": "$.a", "Next": "B",
+                  "Retry": [{"ErrorEquals": ["ConnectionError"], "IntervalSeconds": 1, "MaxAttempts": 3}]},
+            "B": {"Type": "Task", "Resource": "broken", "Next": "C",
+                  "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Recover"}]},
+            "C": {"Type": "Succeed"},
+            "Recover": {"Type": "Pass", "End": True},
+        },
+    }
+    output = AslRunner(definition, task, interval_scale=0.01).run({"x": 1})
+    assert calls == ["flaky", "flaky", "flaky", "broken"]
+    assert output["a"] == {"ok": "flaky"}
+    assert output["error"]["Error"] == "ValueError"
+    assert json.loads(output["error"]["Cause"])["errorMessage"] == "no good"
+
+
+def test_the_runner_gives_up_after_max_attempts():
+    definition = {"StartAt": "A", "States": {"A": {
+        "Type": "Task", "Resource": "x", "End": True,
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2}]}}}
+    attempts = []
+
+    def task(resource, payload):
+        attempts.append(1)
+        raise TimeoutError("slow")
+
+    with pytest.raises(StatesError) as failure:
+        AslRunner(definition, task, interval_scale=0.01).run({})
+    assert failure.value.error == "TimeoutError"
+    assert len(attempts) == 3
