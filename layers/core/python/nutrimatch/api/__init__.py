@@ -6,6 +6,7 @@ Domain errors become HTTP answers in this one place, by exception class — neve
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ from nutrimatch.tenancy.ratelimit import RateLimiter
 
 # Requests that record no business metric are normal; Powertools would warn on each of them.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+# Powertools' resolver logs handler arguments and botocore logs KMS plaintext at DEBUG: PHI and key material
+# must never reach the logs, whatever LOG_LEVEL says.
+for _chatty in ("aws_lambda_powertools", "botocore", "urllib3"):
+    logging.getLogger(_chatty).setLevel(logging.INFO)
 
 logger = Logger(service="nutrimatch")
 metrics = Metrics(namespace="nutrimatch")
