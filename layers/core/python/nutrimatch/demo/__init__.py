@@ -1,0 +1,1 @@
+"""Deterministic synthetic demo data: product catalogs, customers and health profiles."""
