@@ -18,6 +18,15 @@ from nutrimatch.ingest.sniff import SNIFF_BYTES, Dialect, parse_header, sniff
 from nutrimatch.ingest.source import S3Object
 from nutrimatch.settings import Settings
 
+MIN_CHUNK_BYTES = 1024 * 1024
+CHUNKS_PER_WORKER = 4
+
+
+def chunk_bytes(settings: Settings, size: int) -> int:
+    """Enough chunks to keep every parallel worker busy (and even out), none larger than the configured size."""
+    spread = -(-size // (settings.ingest_max_concurrency * CHUNKS_PER_WORKER))
+    return max(1, min(settings.ingest_chunk_bytes, max(MIN_CHUNK_BYTES, spread)))
+
 
 def learned_mappings(conn: Any, vendor_id: UUID, kind: str) -> dict[str, str]:
     rows = conn.execute("SELECT header_normalized, field FROM header_mappings WHERE vendor_id = %s AND kind = %s",
@@ -64,7 +73,7 @@ def plan(settings: Settings, database: Database, s3: Any, job_id: UUID, vendor_i
     if not mapping.ok:
         raise InvalidInput(mapping.message or "required columns are missing")
     basis = _nutrient_basis(mapping) if kind is IngestKind.PRODUCTS else Basis.PER_SERVING.value
-    ranges = plan_ranges(source, size, settings.ingest_chunk_bytes, dialect)
+    ranges = plan_ranges(source, size, chunk_bytes(settings, size), dialect)
     if ranges.ends_inside_quotes:
         raise InvalidInput("the file ends inside a quoted field: a quote (\") is never closed")
     stored_plan = {

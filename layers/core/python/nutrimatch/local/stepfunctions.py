@@ -74,6 +74,9 @@ class AslRunner:
     # Locally the ASL's retry intervals (seconds, sized for AWS) are scaled down so tests stay fast.
     interval_scale: float = 1.0
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # Wall-clock seconds spent in each Task resource (summed over Map items and retries), for diagnostics.
+    task_seconds: dict[str, float] = field(default_factory=dict)
+    _timing_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, execution_input: Any) -> Any:
         return self._run_machine(self.definition, execution_input)
@@ -95,7 +98,7 @@ class AslRunner:
             raise StatesError(state.get("Error", "States.Fail"), state.get("Cause", ""))
         try:
             if kind == "Task":
-                result = self._with_retries(state, lambda: self.invoke_task(state["Resource"], data))
+                result = self._with_retries(state, lambda: self._timed_task(state["Resource"], data))
             elif kind == "Map":
                 result = self._with_retries(state, lambda: self._run_map(state, data))
             elif kind == "Pass":
@@ -112,6 +115,14 @@ class AslRunner:
         if state.get("OutputPath"):
             output = _read_path(output, state["OutputPath"])
         return (None if state.get("End") else state["Next"]), output
+
+    def _timed_task(self, resource: str, data: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return self.invoke_task(resource, data)
+        finally:
+            with self._timing_lock:
+                self.task_seconds[resource] = self.task_seconds.get(resource, 0.0) + time.perf_counter() - started
 
     def _with_retries(self, state: dict[str, Any], attempt: Callable[[], Any]) -> Any:
         tries: dict[int, int] = {}
@@ -164,6 +175,7 @@ class Execution:
     output: Any = None
     error: StatesError | None = None
     thread: threading.Thread | None = None
+    task_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class LocalStepFunctions:
@@ -182,6 +194,7 @@ class LocalStepFunctions:
                 raise ExecutionAlreadyExists(name)
             execution = self.executions[name] = Execution(name)
         runner = AslRunner(self.definition, self.invoke_task, self.interval_scale)
+        execution.task_seconds = runner.task_seconds
 
         def run() -> None:
             try:

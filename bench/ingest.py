@@ -1,0 +1,141 @@
+"""Ingestion benchmark: the whole pipeline against a plain COPY of the same file, in the same run.
+
+(a) raw COPY of the CSV into an UNLOGGED table with the same columns — the floor;
+(b) first load: upload done → rows live, searchable, analyzed (the real state machine, run locally);
+(c) re-ingest of the unchanged file; (d) a first load of a file with 1 % bad rows.
+Prints each time, the ratios (b)/(a) and (c)/(a), and the peak RSS of the process running the chunk workers.
+
+    .venv/bin/python bench/ingest.py --rows 2000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._stack import DATA_DIR, PeakRss, embedded_stack
+
+
+def generated_csv(rows: int, bad_fraction: float) -> Path:
+    from nutrimatch.demo.catalog import write_products_csv
+
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    path = DATA_DIR / f"catalog-{rows}-{bad_fraction}.csv"
+    if not path.exists():
+        started = time.perf_counter()
+        write_products_csv(path.with_suffix(".tmp"), rows, bad_fraction=bad_fraction)
+        path.with_suffix(".tmp").rename(path)
+        print(f"generated {path.name} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - started:.1f} s")
+    return path
+
+
+def raw_copy_seconds(path: Path) -> float:
+    import psycopg
+
+    from nutrimatch.demo.catalog import PRODUCT_COLUMNS
+    from nutrimatch.settings import get_settings
+
+    numeric = {"price", "serving_size_g", "calories", "protein_g", "carbs_g", "fat_g", "saturated_fat_g",
+               "fiber_g", "sugar_g", "added_sugar_g", "sodium_mg", "potassium_mg"}
+    columns = ", ".join(f"{c} {'numeric' if c in numeric else 'text'}" for c in PRODUCT_COLUMNS)
+    with psycopg.connect(get_settings().database_admin_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_raw_copy")
+        conn.execute(f"CREATE UNLOGGED TABLE bench_raw_copy ({columns})")
+        started = time.perf_counter()
+        with conn.cursor() as cursor, cursor.copy(
+                "COPY bench_raw_copy FROM STDIN WITH (FORMAT csv, HEADER true)") as copy, path.open("rb") as file:
+            while block := file.read(1 << 20):
+                copy.write(block)
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_raw_copy")
+    return elapsed
+
+
+def run_pipeline(vendor_id: uuid.UUID, source_key: str, size: int) -> tuple[float, dict]:
+    from nutrimatch import aws
+    from nutrimatch.db import get_database, scoped_transaction
+    from nutrimatch.ingest.executions import LocalStarter
+    from nutrimatch.ingest.jobs import fetch
+    from nutrimatch.ingest.trigger import UploadedObject, start_ingestion
+    from nutrimatch.settings import get_settings
+
+    settings = get_settings()
+    job_id = uuid.uuid4()
+    # Each job owns its object (as uploads do); outside incoming/, so no notification races the benchmark.
+    key = f"bench/{vendor_id}/{job_id}.csv"
+    aws.client("s3").copy_object(Bucket=settings.upload_bucket, Key=key,
+                                 CopySource={"Bucket": settings.upload_bucket, "Key": source_key})
+    with scoped_transaction(get_database().writer, vendor_id) as conn:
+        conn.execute(
+            """INSERT INTO ingestion_jobs (id, vendor_id, kind, mode, status, file_name, size_bytes, s3_bucket,
+                                           s3_key, upload_method, created_by)
+               VALUES (%s, %s, 'products', 'upsert', 'uploaded', 'bench.csv', %s, %s, %s, 'multipart', 'bench')""",
+            (job_id, vendor_id, size, settings.upload_bucket, key))
+    uploaded = UploadedObject(settings.upload_bucket, key, vendor_id, job_id)
+    started = time.perf_counter()
+    start_ingestion(get_database(), LocalStarter(), uploaded)
+    execution = LocalStarter.runtime().wait(str(job_id))
+    elapsed = time.perf_counter() - started
+    with scoped_transaction(get_database().writer, vendor_id) as conn:
+        job = fetch(conn, vendor_id, job_id)
+    if job["status"] != "completed":
+        raise SystemExit(f"job {job_id} ended {job['status']}: {job['error']} ({execution.error})")
+    steps = {resource.rsplit(".", 1)[-1]: round(seconds, 1) for resource, seconds in execution.task_seconds.items()}
+    print(f"    task seconds (summed over parallel chunks): {steps}")
+    return elapsed, job["counts"]
+
+
+def upload(path: Path, vendor_id: uuid.UUID) -> str:
+    from nutrimatch import aws
+    from nutrimatch.settings import get_settings
+
+    # An object outside incoming/ notifies nobody: the benchmark starts each run itself.
+    key = f"bench/{vendor_id}/{path.name}"
+    aws.client("s3").upload_file(str(path), get_settings().upload_bucket, key)
+    return key
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    args = parser.parse_args()
+    clean = generated_csv(args.rows, 0.0)
+    dirty = generated_csv(args.rows, 0.01)
+    with embedded_stack():
+        from nutrimatch.db import get_database
+        from nutrimatch.tenancy import vendors
+        from nutrimatch.tenancy.vendors import NewVendor
+
+        database = get_database()
+        first_vendor = vendors.onboard(database, NewVendor(slug=f"bench-{uuid.uuid4().hex[:6]}", name="Bench"))
+        dirty_vendor = vendors.onboard(database, NewVendor(slug=f"bench-{uuid.uuid4().hex[:6]}", name="Bench 1%"))
+        clean_key, dirty_key = upload(clean, first_vendor.id), upload(dirty, dirty_vendor.id)
+
+        raw = raw_copy_seconds(clean)
+        print(f"(a) raw COPY into an unlogged table   {raw:7.1f} s")
+        with PeakRss() as rss:
+            first, first_counts = run_pipeline(first_vendor.id, clean_key, clean.stat().st_size)
+            print(f"(b) first load, upload → live         {first:7.1f} s   x{first / raw:.2f}   {first_counts}")
+            again, again_counts = run_pipeline(first_vendor.id, clean_key, clean.stat().st_size)
+            print(f"(c) re-ingest of the unchanged file    {again:7.1f} s   x{again / raw:.2f}   {again_counts}")
+            bad, bad_counts = run_pipeline(dirty_vendor.id, dirty_key, dirty.stat().st_size)
+            print(f"(d) first load with 1 % bad rows       {bad:7.1f} s   x{bad / raw:.2f}   {bad_counts}")
+        print(f"peak RSS of the process running the chunk workers: {rss.peak_mib} MiB")
+    result = {
+        "rows": args.rows, "file_mib": round(clean.stat().st_size / 2**20, 1),
+        "raw_copy_s": round(raw, 2), "first_load_s": round(first, 2), "reingest_s": round(again, 2),
+        "bad_rows_s": round(bad, 2), "first_load_ratio": round(first / raw, 2),
+        "reingest_ratio": round(again / raw, 2), "rejected_rows": bad_counts["rejected"],
+        "worker_peak_rss_mib": rss.peak_mib,
+    }
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
