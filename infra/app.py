@@ -28,9 +28,10 @@ from aws_cdk import aws_logs as logs
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from infra.constructs.api import Api, ApiLimits
+from infra.constructs.api import PHI_FUNCTIONS, Api, ApiLimits
 from infra.constructs.cache import Cache
 from infra.constructs.database import Database
+from infra.constructs.ingest_pipeline import STARTER_FUNCTION, IngestPipeline
 from infra.constructs.lambdas import LambdaFactory
 from infra.constructs.layers import Layers
 from infra.constructs.network import Network
@@ -38,7 +39,8 @@ from infra.constructs.observability import Observability
 from infra.constructs.queues import Queues
 from infra.constructs.security import Security
 from infra.constructs.storage import Storage
-from nutrimatch.routes import ROUTES
+from nutrimatch.ingest.pipeline import STEP_HANDLERS
+from nutrimatch.routes import QUEUE_CONSUMERS, ROUTES
 
 STACK_NAME = "NutrimatchStack"
 ENVIRONMENT = Environment(account="123456789012", region="us-east-1")
@@ -88,8 +90,7 @@ class NutrimatchStack(Stack):
             "DATABASE_NAME": DATABASE_NAME,
             "REDIS_URL": cache.url,
             "UPLOAD_BUCKET": storage.upload_bucket.bucket_name,
-            "INGEST_QUEUE": queues.ingest_events.queue.queue_name,
-            "WEBHOOK_QUEUE": queues.webhooks.queue.queue_name,
+            **{setting.upper(): queue.queue.queue_name for setting, queue in queues.by_setting.items()},
             "KMS_KEY_ALIAS": security.phi_key_alias.alias_name,
             "JWT_SECRET_NAME": security.jwt_secret_name,
         }
@@ -111,25 +112,50 @@ class NutrimatchStack(Stack):
         )
 
         # The route table says which function serves a route, not what it touches, so every API function gets
-        # what the core's adapters may use.
+        # what the core's adapters may use; the PHI key only those that handle PHI.
         for function in api.functions.values():
             database.grant_connect(function)
             storage.grant_read_write(function)
             queues.webhooks.queue.grant_send_messages(function)
             queues.webhooks.dlq.grant_consume_messages(function)  # redrive of failed deliveries, by API
+        for function in api.functions_named(PHI_FUNCTIONS).values():
             security.grant_phi_encryption(function)
         if api.authorizer_function is not None:
             # JWTs are checked against the signing secret; API keys are looked up (hashed) in the database.
             security.jwt_secret.grant_read(api.authorizer_function)
             database.grant_connect(api.authorizer_function)
 
+        # Steps read the uploaded file and write staging tables, errors.csv and matching snapshots.
+        ingest = IngestPipeline(
+            self, "Ingest", factory=factory, step_handlers=STEP_HANDLERS, log_retention=LOG_RETENTION
+        )
+        for function in ingest.step_functions.values():
+            database.grant_connect(function)
+            storage.grant_read_write(function)
+
+        # One function per name in nutrimatch.routes.QUEUE_CONSUMERS, fed by each queue that names it.
+        consumers = {
+            name: factory.create(name, timeout=QUEUE_CONSUMER_TIMEOUT) for name in sorted(set(QUEUE_CONSUMERS.values()))
+        }
+        for setting, name in QUEUE_CONSUMERS.items():
+            queues.by_setting[setting].add_consumer(consumers[name])
+        for function in consumers.values():
+            database.grant_connect(function)
+        if STARTER_FUNCTION in consumers:
+            ingest.allow_start(consumers[STARTER_FUNCTION])
+
         Observability(
             self,
             "Observability",
             rest_api=api.rest_api,
-            functions=api.all_functions,
+            functions={
+                **api.all_functions,
+                **ingest.step_functions,
+                **consumers,
+            },
             cluster=database.cluster,
             queues=queues.all,
+            ingest_state_machine=ingest.state_machine,
             replica_lag_alarm_ms=REPLICA_LAG_ALARM_MS,
         )
 

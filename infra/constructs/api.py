@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,6 +16,13 @@ from constructs import Construct
 from nutrimatch.routes import Route
 
 AUTHORIZER_FUNCTION = "authorizer"
+# Route functions that handle PHI: health profiles, matching (reads them), customers (erasing a profile,
+# auditing each change) and the audit log, whose before/after images are sealed with the vendor's data key.
+# Only these may use the PHI key; a name the route table does not have gets nothing.
+PHI_FUNCTIONS = frozenset({"customers", "health_profiles", "matches", "audit"})
+# Route functions whose reads go to the Aurora readers through the proxy's read-only endpoint
+# (nutrimatch.db.routing), or report on them (status).
+READER_FUNCTIONS = frozenset({"search", "status"})
 STAGE_NAME = "prod"
 # tus PATCH bodies, and any raw upload, must reach the handler as bytes (base64 in the proxy event).
 BINARY_MEDIA_TYPES = ["application/offset+octet-stream", "application/octet-stream"]
@@ -151,6 +158,10 @@ class Api(Construct):
         )
 
         self._acknowledge_findings()
+
+    def functions_named(self, names: Collection[str]) -> dict[str, lambda_.Function]:
+        """The route functions among `names` that the route table has."""
+        return {name: function for name, function in self.functions.items() if name in names}
 
     @property
     def all_functions(self) -> dict[str, lambda_.Function]:

@@ -66,6 +66,11 @@ class Database(Construct):
             iam_authentication=True,
             deletion_protection=deletion_protection,
             removal_policy=RemovalPolicy.SNAPSHOT,
+            # audit_log is kept at least 6 years (HIPAA §164.316(b)(2)(i)) in the live table itself: it is
+            # append-only (triggers refuse UPDATE, DELETE and TRUNCATE; the app role may not even INSERT
+            # directly) and nothing purges it. These automated backups are for point-in-time recovery, not
+            # retention; deleting the stack leaves a final snapshot. Its sealed before/after images need the
+            # PHI key, which is retained (security.py).
             backup=rds.BackupProps(retention=Duration.days(7)),
             cloudwatch_logs_exports=["postgresql"],
         )

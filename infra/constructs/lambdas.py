@@ -24,7 +24,8 @@ class LambdaFactory(Construct):
     """Builds every function with the same runtime, layers, network placement, tracing, logging and settings.
 
     `environment` holds the Settings variables shared by all functions. The handler code is
-    `functions/<name>.py` with its `handler`, shipped as one asset for all functions.
+    `functions/<name>.py` with its `handler` (or another "module.function"), shipped as one asset for all
+    functions.
     """
 
     def __init__(
@@ -46,7 +47,17 @@ class LambdaFactory(Construct):
         self._log_level = log_level
         self._code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=ASSET_EXCLUDES)
 
-    def create(self, name: str, *, memory_size: int = 512, timeout: Duration = API_TIMEOUT) -> lambda_.Function:
+    def create(
+        self,
+        name: str,
+        *,
+        handler: str | None = None,
+        memory_size: int = 512,
+        timeout: Duration = API_TIMEOUT,
+    ) -> lambda_.Function:
+        """`handler` is "module.function" under functions/; by default `<name>.handler`."""
+        handler = handler or f"{name}.handler"
+        module, _, attribute = handler.rpartition(".")
         log_group = logs.LogGroup(
             self, f"{name}-logs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
         )
@@ -54,11 +65,11 @@ class LambdaFactory(Construct):
             self,
             name,
             function_name=f"nutrimatch-{name}",
-            description=f"nutrimatch functions/{name}.py",
+            description=f"nutrimatch functions/{module}.py:{attribute}",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             code=self._code,
-            handler=f"{name}.handler",
+            handler=handler,
             layers=self._layers.all,
             memory_size=memory_size,
             timeout=timeout,

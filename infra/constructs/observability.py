@@ -1,4 +1,4 @@
-"""The operations dashboard, the replica-lag alarm, and the topic every alarm notifies."""
+"""The operations dashboard, the replica-lag and ingestion alarms, and the topic every alarm notifies."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.constructs.alarms import alarm_on_any
 from infra.constructs.queues import QueueWithDlq
 
 ONE_MINUTE = Duration.minutes(1)
+FIVE_MINUTES = Duration.minutes(5)
 
 
 class Observability(Construct):
@@ -28,6 +31,7 @@ class Observability(Construct):
         functions: Mapping[str, lambda_.IFunction],
         cluster: rds.DatabaseCluster,
         queues: Sequence[QueueWithDlq],
+        ingest_state_machine: sfn.StateMachine,
         replica_lag_alarm_ms: int,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -54,7 +58,26 @@ class Observability(Construct):
             datapoints_to_alarm=3,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        for alarm in [*(queue.dlq_alarm for queue in queues), self.replica_lag_alarm]:
+        # An execution fails when MarkFailed has recorded why on the job (a file it cannot read, a step that
+        # kept failing): the vendor sees it in the job, operators here.
+        self.ingest_failed_alarm = alarm_on_any(
+            self,
+            "IngestExecutionsFailed",
+            metric=ingest_state_machine.metric_failed(statistic="Sum", period=FIVE_MINUTES),
+            description="Ingestion executions failed; the job's error and the execution history say why.",
+        )
+        self.ingest_timed_out_alarm = alarm_on_any(
+            self,
+            "IngestExecutionsTimedOut",
+            metric=ingest_state_machine.metric_timed_out(statistic="Sum", period=FIVE_MINUTES),
+            description="Ingestion executions ran out of time: their jobs were neither finalized nor marked failed.",
+        )
+        for alarm in [
+            *(queue.dlq_alarm for queue in queues),
+            self.replica_lag_alarm,
+            self.ingest_failed_alarm,
+            self.ingest_timed_out_alarm,
+        ]:
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alarm_topic))
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name="nutrimatch")
@@ -95,6 +118,16 @@ class Observability(Construct):
                     )
                     for queue in queues
                 ],
-                width=24,
-            )
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Ingestion executions",
+                left=[
+                    ingest_state_machine.metric_started(statistic="Sum", period=ONE_MINUTE),
+                    ingest_state_machine.metric_succeeded(statistic="Sum", period=ONE_MINUTE),
+                    ingest_state_machine.metric_failed(statistic="Sum", period=ONE_MINUTE),
+                    ingest_state_machine.metric_timed_out(statistic="Sum", period=ONE_MINUTE),
+                ],
+                width=12,
+            ),
         )

@@ -1,4 +1,4 @@
-"""NutrimatchStack, synthesized once for the module with bundling skipped (no pip, no Docker), checked by property.
+"""NutrimatchStack (synthesized once per session, see conftest.py), checked by property.
 
 Everything about the API is derived from nutrimatch.routes.ROUTES, so the tests follow the route table as it
 grows.
@@ -9,51 +9,19 @@ from __future__ import annotations
 import json
 import subprocess
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Match
 
-from infra.app import PROJECT_ROOT, STACK_NAME, build_app
-from infra.constructs.api import AUTHORIZER_FUNCTION, BINARY_MEDIA_TYPES
+from infra.app import PROJECT_ROOT, STACK_NAME
+from infra.constructs.api import AUTHORIZER_FUNCTION, BINARY_MEDIA_TYPES, PHI_FUNCTIONS, READER_FUNCTIONS
+from infra.constructs.ingest_pipeline import step_function_name
 from infra.constructs.layers import PipInstallLocally, runtime_requirements
-from nutrimatch.routes import ROUTES
-
-Resources = dict[str, dict[str, Any]]
-
-# CDK skips bundling for every stack not listed: no pip run in tests.
-SKIP_BUNDLING: dict[str, list[str]] = {"aws:cdk:bundling-stacks": []}
-
-
-@dataclass
-class Synthesis:
-    outdir: Path
-    template: Template
-    resources: Resources
-    failure: Exception | None  # cdk-nag findings fail app.synth() after the template is written
-
-    def of_type(self, resource_type: str) -> Resources:
-        return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
-
-    def logical_id(self, resource_type: str) -> str:
-        (key,) = self.of_type(resource_type)
-        return key
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    app, _ = build_app(SKIP_BUNDLING, outdir=str(outdir))
-    failure: Exception | None = None
-    try:
-        app.synth()
-    except RuntimeError as error:
-        failure = error
-    template = json.loads((outdir / f"{STACK_NAME}.template.json").read_text())
-    return Synthesis(outdir, Template.from_json(template), template["Resources"], failure)
-
+from nutrimatch.ingest.pipeline import STEP_HANDLERS
+from nutrimatch.routes import QUEUE_CONSUMERS, ROUTES
+from tests.infra.synthesis import Synthesis, actions
 
 # --- cdk-nag ---------------------------------------------------------------------------------------------------
 
@@ -127,10 +95,20 @@ def test_rds_proxy_has_a_read_only_endpoint_and_functions_use_both(synth: Synthe
     synth.template.has_resource_properties(
         "AWS::RDS::DBProxyEndpoint", {"DBProxyName": {"Ref": proxy}, "TargetRole": "READ_ONLY"}
     )
-    for function in _nutrimatch_functions(synth).values():
+    for function in synth.nutrimatch_functions().values():
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["DATABASE_HOST"] == {"Fn::GetAtt": [proxy, "Endpoint"]}
         assert variables["DATABASE_READER_HOST"] == {"Fn::GetAtt": [endpoint, "Endpoint"]}
+
+
+def test_reader_functions_read_through_the_read_only_endpoint(synth: Synthesis) -> None:
+    endpoint = synth.logical_id("AWS::RDS::DBProxyEndpoint")
+    assert synth.resources[endpoint]["Properties"]["TargetRole"] == "READ_ONLY"
+    readers = READER_FUNCTIONS & {route.function for route in ROUTES}
+    assert "search" in readers  # the search routes have landed
+    for name in readers:
+        variables = synth.resources[synth.function_named(name)]["Properties"]["Environment"]["Variables"]
+        assert variables["DATABASE_READER_HOST"] == {"Fn::GetAtt": [endpoint, "Endpoint"]}, name
 
 
 # --- storage and queues ------------------------------------------------------------------------------------------
@@ -197,7 +175,7 @@ def test_every_bucket_and_queue_refuses_plain_http(synth: Synthesis) -> None:
 
 
 def test_objects_created_under_incoming_notify_the_ingest_queue(synth: Synthesis) -> None:
-    ingest_queue = _queue_named(synth, "nutrimatch-ingest-events")
+    ingest_queue = synth.queue_named("nutrimatch-ingest-events")
     synth.template.has_resource_properties(
         "Custom::S3BucketNotifications",
         {
@@ -235,8 +213,8 @@ def test_every_queue_has_a_dead_letter_queue_watched_by_an_alarm(synth: Synthesi
     }
     assert dead_letter_queues <= alarmed
     working_queues = set(queues) - dead_letter_queues
-    assert _queue_named(synth, "nutrimatch-ingest-events") in working_queues
-    assert _queue_named(synth, "nutrimatch-webhooks") in working_queues
+    assert synth.queue_named("nutrimatch-ingest-events") in working_queues
+    assert synth.queue_named("nutrimatch-webhooks") in working_queues
 
 
 # --- API ---------------------------------------------------------------------------------------------------------
@@ -308,20 +286,25 @@ def test_stage_logs_traces_and_throttles_and_a_usage_plan_meters_it(synth: Synth
 # --- functions and layers ----------------------------------------------------------------------------------------
 
 
-def test_one_function_per_route_function_built_by_the_factory(synth: Synthesis) -> None:
-    functions = _nutrimatch_functions(synth)
-    expected = {route.function for route in ROUTES}
+def test_every_function_is_built_by_the_factory(synth: Synthesis) -> None:
+    """One per route function (and the authorizer), per queue consumer and per ingestion step handler."""
+    functions = synth.nutrimatch_functions()
+    api_functions = {route.function for route in ROUTES}
     if any(not route.public for route in ROUTES):
-        expected.add(AUTHORIZER_FUNCTION)
-    assert set(functions) == {f"nutrimatch-{name}" for name in expected}
+        api_functions.add(AUTHORIZER_FUNCTION)
+    handlers = {name: f"{name}.handler" for name in api_functions | set(QUEUE_CONSUMERS.values())}
+    handlers |= {step_function_name(handler): handler for handler in STEP_HANDLERS.values()}
+    assert set(functions) == {f"nutrimatch-{name}" for name in handlers}
     layers = [{"Ref": key} for key in synth.of_type("AWS::Lambda::LayerVersion")]
-    for name in expected:
+    for name, handler in handlers.items():
         properties = functions[f"nutrimatch-{name}"]["Properties"]
-        assert properties["Handler"] == f"{name}.handler"
+        assert properties["Handler"] == handler
         assert properties["Runtime"] == "python3.12"
         assert properties["Architectures"] == ["x86_64"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
-        assert properties["MemorySize"] == 512
+        if name in api_functions:
+            assert properties["MemorySize"] == 512
+            assert properties["Timeout"] == 29  # API Gateway's integration limit
         assert sorted(properties["Layers"], key=json.dumps) == sorted(layers, key=json.dumps)
         assert properties["VpcConfig"]["SubnetIds"]
         variables = properties["Environment"]["Variables"]
@@ -384,6 +367,25 @@ def test_phi_key_rotates_and_jwt_secret_is_generated(synth: Synthesis) -> None:
     )
 
 
+def test_only_the_functions_that_handle_phi_may_use_the_phi_key(synth: Synthesis) -> None:
+    key = synth.logical_id("AWS::KMS::Key")
+    phi_functions = PHI_FUNCTIONS & {route.function for route in ROUTES}
+    assert {"customers", "health_profiles", "audit"} <= phi_functions
+    for function_name in synth.nutrimatch_functions():
+        name = function_name.removeprefix("nutrimatch-")
+        key_actions = {
+            action
+            for statement in synth.role_statements(synth.function_named(name))
+            if key in json.dumps(statement["Resource"])
+            for action in actions(statement)
+        }
+        expected = {"kms:Decrypt", "kms:GenerateDataKey"} if name in phi_functions else set()
+        assert key_actions == expected, name
+    # Grants go to the roles' own policies; the key policy only delegates to the account's IAM.
+    key_policy = synth.resources[key]["Properties"]["KeyPolicy"]["Statement"]
+    assert [statement["Principal"] for statement in key_policy] == [{"AWS": "arn:aws:iam::123456789012:root"}]
+
+
 def test_dashboard_and_replica_lag_alarm(synth: Synthesis) -> None:
     (dashboard,) = synth.of_type("AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
@@ -402,21 +404,6 @@ def test_dashboard_and_replica_lag_alarm(synth: Synthesis) -> None:
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
-
-
-def _nutrimatch_functions(synth: Synthesis) -> Resources:
-    return {
-        function["Properties"]["FunctionName"]: function
-        for function in synth.of_type("AWS::Lambda::Function").values()
-        if str(function["Properties"].get("FunctionName", "")).startswith("nutrimatch-")
-    }
-
-
-def _queue_named(synth: Synthesis, name: str) -> str:
-    (key,) = (
-        key for key, queue in synth.of_type("AWS::SQS::Queue").items() if queue["Properties"]["QueueName"] == name
-    )
-    return key
 
 
 def _api_methods(synth: Synthesis) -> dict[tuple[str, str], dict[str, Any]]:
