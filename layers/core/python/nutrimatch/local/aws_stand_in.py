@@ -5,15 +5,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
+from moto.kms.models import kms_backends
 from moto.server import ThreadedMotoServer
 
 from nutrimatch import aws
 from nutrimatch.settings import Settings
 
+MOTO_ACCOUNT = "123456789012"
 # Matches the DLQ redrive of the deployed queues (infra/constructs/queues.py).
 MAX_RECEIVE_COUNT = 5
 
@@ -37,7 +41,7 @@ def _ensure_queue(sqs: Any, name: str, visibility_timeout: int = 60) -> str:
     return url
 
 
-def provision(settings: Settings) -> None:
+def provision(settings: Settings, state_dir: Path | None = None) -> None:
     s3 = aws.client("s3", settings)
     sqs = aws.client("sqs", settings)
     existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
@@ -63,7 +67,7 @@ def provision(settings: Settings) -> None:
         }]},
     )
     _ensure_secret(settings)
-    _ensure_kms_key(settings)
+    _ensure_kms_key(settings, state_dir)
 
 
 def _ensure_secret(settings: Settings) -> None:
@@ -76,9 +80,28 @@ def _ensure_secret(settings: Settings) -> None:
         )
 
 
-def _ensure_kms_key(settings: Settings) -> None:
+def _ensure_kms_key(settings: Settings, state_dir: Path | None) -> None:
     kms = aws.client("kms", settings)
     aliases = {a["AliasName"] for a in kms.list_aliases().get("Aliases", [])}
     if settings.kms_key_alias not in aliases:
         key_id = kms.create_key(Description="nutrimatch PHI envelope key")["KeyMetadata"]["KeyId"]
+        if state_dir is not None:
+            key_id = _keep_key_across_restarts(key_id, settings.aws_region, state_dir / "kms-key.json")
         kms.create_alias(AliasName=settings.kms_key_alias, TargetKeyId=key_id)
+
+
+def _keep_key_across_restarts(key_id: str, region: str, record: Path) -> str:
+    """moto forgets its keys when it stops, but the database keeps data keys wrapped by them: the local stack
+    gives the key the same id and material at every start, so last run's PHI still decrypts."""
+    backend = kms_backends[MOTO_ACCOUNT][region]
+    key = backend.keys[key_id]
+    if not record.exists():
+        record.write_text(json.dumps({"id": key.id, "material": base64.b64encode(key.key_material).decode()}))
+        record.chmod(0o600)
+        return key_id
+    saved = json.loads(record.read_text())
+    del backend.keys[key_id]
+    key.id, key.key_material = saved["id"], base64.b64decode(saved["material"])
+    key.arn = key.arn.rsplit("/", 1)[0] + "/" + key.id
+    backend.keys[key.id] = key
+    return str(key.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -51,5 +52,14 @@ def load_handler_ref(ref: str, directory: Path = FUNCTIONS_DIR) -> Handler:
     return handler
 
 
+_instances: dict[tuple[Path, str], threading.Lock] = {}
+_instances_lock = threading.Lock()
+
+
 def invoke(name: str, event: dict[str, Any], directory: Path = FUNCTIONS_DIR) -> Any:
-    return load_handler(name, directory)(event, LocalLambdaContext(function_name=name))
+    """One invocation at a time per function, as one Lambda instance serves them: handlers keep per-request
+    state in module globals (Powertools' resolver holds the current event), which threads would share."""
+    with _instances_lock:
+        instance = _instances.setdefault((directory, name), threading.Lock())
+    with instance:
+        return load_handler(name, directory)(event, LocalLambdaContext(function_name=name))

@@ -134,7 +134,7 @@ class LocalStack:
                 {"pid": os.getpid(), "redis_pid": self._redis.pid, "ports": self.ports.__dict__}))
             self._moto = start_moto(self.host, self.ports.moto)
             settings = self.settings_for_stack()
-            provision(settings)
+            provision(settings, self.state_dir)
             if self.serve_http:
                 self.gateway = Gateway(self.host, self.ports.gateway)
                 self.gateway.start()

@@ -1,0 +1,117 @@
+"""Ingestion jobs as the uploads see them: created with their upload, moved to `uploaded` or `cancelled`.
+
+The ingestion pipeline takes a job over from `uploaded` on (queued, running, completed or failed).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+
+from nutrimatch.db import Connection
+from nutrimatch.errors import Conflict, NotFound
+
+
+class JobKind(StrEnum):
+    PRODUCTS = "products"
+    CUSTOMERS = "customers"
+
+
+class JobMode(StrEnum):
+    UPSERT = "upsert"
+    REPLACE = "replace"
+
+
+class JobStatus(StrEnum):
+    AWAITING_UPLOAD = "awaiting_upload"
+    UPLOADING = "uploading"
+    UPLOADED = "uploaded"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class UploadMethod(StrEnum):
+    MULTIPART = "multipart"
+    TUS = "tus"
+
+
+UPLOAD_OPEN = (JobStatus.AWAITING_UPLOAD, JobStatus.UPLOADING)
+
+
+class IngestionJob(BaseModel):
+    id: UUID
+    kind: JobKind
+    mode: JobMode
+    status: JobStatus
+    file_name: str
+    content_type: str
+    size_bytes: int
+    content_sha256: str | None
+    s3_bucket: str
+    s3_key: str
+    upload_method: UploadMethod
+    multipart_upload_id: str | None
+    part_size: int | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    uploaded_at: datetime | None
+    error: dict[str, Any] | None
+
+
+_COLUMNS = """id, kind, mode, status, file_name, content_type, size_bytes, content_sha256, s3_bucket, s3_key,
+              upload_method, multipart_upload_id, part_size, created_by, created_at, updated_at, uploaded_at, error"""
+
+INSERT_JOB = f"""
+INSERT INTO ingestion_jobs (id, vendor_id, kind, mode, file_name, content_type, size_bytes, content_sha256,
+                            s3_bucket, s3_key, upload_method, multipart_upload_id, part_size, created_by)
+VALUES (%(id)s, %(vendor_id)s, %(kind)s, %(mode)s, %(file_name)s, %(content_type)s, %(size_bytes)s,
+        %(content_sha256)s, %(s3_bucket)s, %(s3_key)s, %(upload_method)s, %(multipart_upload_id)s, %(part_size)s,
+        %(created_by)s)
+RETURNING {_COLUMNS}"""
+
+LOCK_JOB = f"SELECT {_COLUMNS} FROM ingestion_jobs WHERE vendor_id = %s AND id = %s AND upload_method = %s FOR UPDATE"
+
+SET_STATUS = f"""
+UPDATE ingestion_jobs
+   SET status = %(status)s, updated_at = now(), error = coalesce(%(error)s, error),
+       uploaded_at = CASE WHEN %(status)s = 'uploaded' THEN now() ELSE uploaded_at END,
+       finished_at = CASE WHEN %(status)s IN ('failed', 'cancelled') THEN now() ELSE finished_at END
+ WHERE vendor_id = %(vendor_id)s AND id = %(id)s
+RETURNING {_COLUMNS}"""
+
+
+def insert(conn: Connection, values: dict[str, Any]) -> IngestionJob:
+    row = conn.execute(INSERT_JOB, values).fetchone()
+    assert row is not None
+    return IngestionJob(**row)
+
+
+def lock(conn: Connection, vendor_id: UUID, job_id: UUID, method: UploadMethod) -> IngestionJob:
+    """The job, locked for this transaction; another vendor's job, or one uploaded another way, is not found."""
+    row = conn.execute(LOCK_JOB, (vendor_id, job_id, method.value)).fetchone()
+    if row is None:
+        raise NotFound("ingestion job not found")
+    return IngestionJob(**row)
+
+
+def require_open(job: IngestionJob) -> None:
+    if job.status not in UPLOAD_OPEN:
+        raise Conflict(f"the job's upload is over (job status: {job.status.value})",
+                       details={"status": job.status.value})
+
+
+def set_status(conn: Connection, vendor_id: UUID, job_id: UUID, status: JobStatus,
+               error: dict[str, Any] | None = None) -> IngestionJob:
+    row = conn.execute(SET_STATUS, {"status": status.value, "error": Jsonb(error) if error else None,
+                                    "vendor_id": vendor_id, "id": job_id}).fetchone()
+    assert row is not None
+    return IngestionJob(**row)

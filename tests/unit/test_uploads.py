@@ -1,0 +1,145 @@
+"""Upload rules that need no I/O: part sizing, tus headers and metadata, CSV checks, file names."""
+
+import base64
+import hashlib
+
+import pytest
+
+from nutrimatch.errors import InvalidInput
+from nutrimatch.uploads import csvcheck, multipart, tus
+from nutrimatch.uploads.multipart import CompletedPart
+from nutrimatch.uploads.storage import MAX_PARTS, MIN_PART_BYTES, same_etag, tail_key
+
+MIB = 1024**2
+GIB = 1024**3
+
+
+@pytest.mark.parametrize(("size", "part_size"), [
+    (1, 8 * MIB),
+    (8 * MIB * MAX_PARTS, 8 * MIB),
+    (8 * MIB * MAX_PARTS + 1, 9 * MIB),
+    (10 * 1000**3, 8 * MIB),
+    (100 * GIB, 11 * MIB),
+])
+def test_part_size_is_at_least_8_mib_in_whole_mib_and_fits_10000_parts(size, part_size):
+    assert multipart.part_size_for(size) == part_size
+    assert multipart.part_count(size, part_size) <= MAX_PARTS
+
+
+def test_ten_gib_fits_in_1280_parts_of_8_mib():
+    size = 10 * GIB
+    part_size = multipart.part_size_for(size)
+    assert (part_size, multipart.part_count(size, part_size)) == (8 * MIB, 1280)
+    assert multipart.expected_part_size(size + 5, part_size, 1281) == 5
+
+
+def test_part_list_out_of_order_or_repeated_is_refused_with_details():
+    with pytest.raises(InvalidInput) as refused:
+        multipart._check_order([CompletedPart(part_number=n, etag="e") for n in (1, 3, 2, 3)])
+    assert refused.value.details == {"duplicates": [3], "out_of_order": [2]}
+
+
+def test_tus_min_part_grows_only_past_10000_parts_of_5_mib():
+    assert tus.min_part_size(10 * GIB) == MIN_PART_BYTES
+    assert tus.min_part_size(100 * GIB) == -(-100 * GIB // MAX_PARTS)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_metadata_pairs_decode_and_carry_the_job_options():
+    header = f"kind {_b64('customers')},mode {_b64('replace')},filename {_b64('../Kunden März.csv')},empty"
+    metadata = tus.parse_metadata(header)
+    assert metadata == {"kind": "customers", "mode": "replace", "filename": "../Kunden März.csv", "empty": ""}
+    options = tus.upload_options(metadata)
+    assert (options.kind, options.mode, options.file_name, options.content_type) == (
+        "customers", "replace", "Kunden_Marz.csv", "text/csv")
+
+
+@pytest.mark.parametrize("header", ["kind !!notbase64", f"kind {_b64('a')},kind {_b64('b')}"])
+def test_malformed_metadata_is_a_bad_request(header):
+    with pytest.raises(tus.BadRequest):
+        tus.parse_metadata(header)
+
+
+def test_missing_or_unknown_job_options_are_named():
+    with pytest.raises(InvalidInput) as refused:
+        tus.upload_options({"kind": "recipes", "mode": "merge"})
+    assert set(refused.value.details) == {"kind", "mode", "filename"}
+
+
+def test_checksum_is_verified_per_algorithm():
+    body = b"a,b\n1,2\n"
+    for name in ("sha1", "md5", "sha256"):
+        digest = base64.b64encode(hashlib.new(name, body).digest()).decode()
+        tus._check_checksum({"upload-checksum": f"{name} {digest}"}, body)
+        with pytest.raises(tus.ChecksumMismatch):
+            tus._check_checksum({"upload-checksum": f"{name} {digest}"}, body + b"x")
+    with pytest.raises(tus.BadRequest):
+        tus._check_checksum({"upload-checksum": "crc32 AAAA"}, body)
+
+
+def test_options_advertise_extensions_limits_and_checksums():
+    headers = tus.server_headers(10 * GIB)
+    assert headers["Tus-Version"] == "1.0.0"
+    assert set(headers["Tus-Extension"].split(",")) == {
+        "creation", "creation-with-upload", "termination", "checksum", "expiration"}
+    assert headers["Tus-Max-Size"] == str(10 * GIB)
+    assert "sha1" in headers["Tus-Checksum-Algorithm"].split(",")
+    # A chunk, base64-encoded in the Lambda event, must fit a synchronous invocation's 6 MB payload.
+    assert int(headers["Tus-Max-Chunk-Size"]) * 4 / 3 + 64 * 1024 < 6_000_000
+
+
+@pytest.mark.parametrize("declared", ["application/vnd.ms-excel", "application/zip", "image/png"])
+def test_non_csv_content_types_are_refused(declared):
+    with pytest.raises(InvalidInput):
+        csvcheck.content_type(declared)
+
+
+def test_csv_content_types_are_normalised():
+    assert csvcheck.content_type("Text/CSV; charset=utf-8") == "text/csv"
+    assert csvcheck.content_type(None) == "text/csv"
+
+
+@pytest.mark.parametrize(("name", "safe"), [
+    ("products.csv", "products.csv"),
+    ("C:\\Users\\me\\Desktop\\my file (1).csv", "my_file_1_.csv"),
+    ("../../etc/passwd", "passwd"),
+    ("Café—menu.csv", "Cafe_menu.csv"),
+])
+def test_file_names_become_safe_key_segments(name, safe):
+    assert csvcheck.safe_file_name(name) == safe
+
+
+@pytest.mark.parametrize("name", ["...", "catalog.xlsx", "dump.csv.gz"])
+def test_unusable_or_non_csv_file_names_are_refused(name):
+    with pytest.raises(InvalidInput):
+        csvcheck.safe_file_name(name)
+
+
+@pytest.mark.parametrize("head", [
+    b"PK\x03\x04\x14\x00\x06\x00",  # xlsx
+    b"\x1f\x8b\x08\x00" + b"x" * 100,  # gzip
+    b"%PDF-1.7\n%binary",
+    b"name,price\n\x00\x01\x02",  # NUL bytes
+])
+def test_binary_heads_are_not_csv(head):
+    with pytest.raises(InvalidInput):
+        csvcheck.check_head(head)
+
+
+def test_csv_heads_pass():
+    csvcheck.check_head(b"external_id,name,price\n1,Oats,2.50\n2,\"Rye, dark\",3.10\n")
+    csvcheck.check_head("\ufeffid;name\n1;Äpfel\n".encode())
+
+
+def test_tail_keys_are_unique_per_state_and_outside_incoming():
+    first, second = (tail_key("v", "u", offset) for offset in (5, 6))  # type: ignore[arg-type]
+    assert first != second
+    assert first.startswith("tus-scratch/")
+
+
+def test_etags_compare_with_or_without_quotes():
+    assert same_etag('"abc"', "abc")
+    assert not same_etag('"abc"', '"abd"')
