@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import App, Duration, Environment, Stack, Validations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_logs as logs
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
@@ -125,6 +127,13 @@ class NutrimatchStack(Stack):
             security.jwt_secret.grant_read(api.authorizer_function)
             database.grant_connect(api.authorizer_function)
 
+        # tus uploads left unfinished past Upload-Expires: abort, delete their scratch tails, cancel their jobs.
+        tus_expiry = factory.create("tus-expiry", handler="tus.expire_handler", timeout=Duration.minutes(5))
+        database.grant_connect(tus_expiry)
+        storage.grant_read_write(tus_expiry)
+        events.Rule(self, "TusExpirySchedule", schedule=events.Schedule.rate(Duration.hours(1)),
+                    targets=[targets.LambdaFunction(tus_expiry)])
+
         # Steps read the uploaded file and write staging tables, errors.csv and matching snapshots.
         ingest = IngestPipeline(
             self, "Ingest", factory=factory, step_handlers=STEP_HANDLERS, log_retention=LOG_RETENTION
@@ -152,6 +161,7 @@ class NutrimatchStack(Stack):
                 **api.all_functions,
                 **ingest.step_functions,
                 **consumers,
+                "tus-expiry": tus_expiry,
             },
             cluster=database.cluster,
             queues=queues.all,

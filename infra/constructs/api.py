@@ -13,7 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from nutrimatch.routes import Route
+from nutrimatch.routes import BINARY_MEDIA_TYPES, Route
 
 AUTHORIZER_FUNCTION = "authorizer"
 # Route functions that handle PHI: health profiles, matching (reads them), customers (erasing a profile,
@@ -23,13 +23,15 @@ PHI_FUNCTIONS = frozenset({"customers", "health_profiles", "matches", "audit"})
 # Route functions whose reads go to the Aurora readers through the proxy's read-only endpoint
 # (nutrimatch.db.routing), or report on them (status).
 READER_FUNCTIONS = frozenset({"search", "status"})
+DEFAULT_MEMORY_MB = 512
+# Lambda's CPU share grows with memory: tus hashes and re-uploads 4 MiB chunks, matching scores whole
+# catalogs in numpy, search parses and ranks; none needs the memory itself.
+FUNCTION_MEMORY_MB = {"tus": 1024, "matches": 1769, "search": 1024}
 STAGE_NAME = "prod"
-# tus PATCH bodies, and any raw upload, must reach the handler as bytes (base64 in the proxy event).
-BINARY_MEDIA_TYPES = ["application/offset+octet-stream", "application/octet-stream"]
 
 
 class FunctionFactory(Protocol):
-    def create(self, name: str) -> lambda_.Function: ...
+    def create(self, name: str, *, memory_size: int = ...) -> lambda_.Function: ...
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,9 @@ class Api(Construct):
 
     Every non-public route goes through a REQUEST authorizer keyed on the `Authorization` header (JWT bearer
     tokens, and API keys sent as `Authorization: ApiKey nm_...`). Its answer is cached for five minutes per
-    header value, for every route at once, so the authorizer must return a policy covering all the routes
-    the caller's role may use. It must also return `usageIdentifierKey` (the vendor's API Gateway key): the
-    usage plan meters vendors by it, and protected methods refuse requests without one.
+    header value, for every route at once, so the authorizer returns a policy covering all the routes the
+    caller's role may use. Each vendor's own rate limits are enforced in Redis by the handlers; the usage
+    plan caps the stage as a whole.
     """
 
     def __init__(
@@ -64,7 +66,10 @@ class Api(Construct):
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.functions = {name: factory.create(name) for name in sorted({route.function for route in routes})}
+        self.functions = {
+            name: factory.create(name, memory_size=FUNCTION_MEMORY_MB.get(name, DEFAULT_MEMORY_MB))
+            for name in sorted({route.function for route in routes})
+        }
 
         access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.rest_api = apigw.RestApi(
@@ -72,7 +77,7 @@ class Api(Construct):
             "RestApi",
             rest_api_name="nutrimatch",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            binary_media_types=BINARY_MEDIA_TYPES,
+            binary_media_types=list(BINARY_MEDIA_TYPES),
             api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(

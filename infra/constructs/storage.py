@@ -66,7 +66,9 @@ class Storage(Construct):
             lifecycle_rules=[
                 # Abandoned multipart uploads are invisible but billed, part by part.
                 s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7)),
-                s3.LifecycleRule(prefix=TUS_SCRATCH_PREFIX, expiration=Duration.days(2)),
+                # Scratch holds tus tails and the first part of a presigned upload until it completes (checked
+                # as CSV before completion): longer than an upload may stay open (incomplete ones abort at 7 d).
+                s3.LifecycleRule(prefix=TUS_SCRATCH_PREFIX, expiration=Duration.days(8)),
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )

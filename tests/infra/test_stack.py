@@ -16,11 +16,17 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.app import PROJECT_ROOT, STACK_NAME
-from infra.constructs.api import AUTHORIZER_FUNCTION, BINARY_MEDIA_TYPES, PHI_FUNCTIONS, READER_FUNCTIONS
+from infra.constructs.api import (
+    AUTHORIZER_FUNCTION,
+    DEFAULT_MEMORY_MB,
+    FUNCTION_MEMORY_MB,
+    PHI_FUNCTIONS,
+    READER_FUNCTIONS,
+)
 from infra.constructs.ingest_pipeline import step_function_name
 from infra.constructs.layers import PipInstallLocally, runtime_requirements
 from nutrimatch.ingest.pipeline import STEP_HANDLERS
-from nutrimatch.routes import QUEUE_CONSUMERS, ROUTES
+from nutrimatch.routes import BINARY_MEDIA_TYPES, QUEUE_CONSUMERS, ROUTES
 from tests.infra.synthesis import Synthesis, actions
 
 # --- cdk-nag ---------------------------------------------------------------------------------------------------
@@ -144,7 +150,7 @@ def test_upload_bucket_is_private_encrypted_and_open_to_browser_uploads(synth: S
                 "Rules": Match.array_with(
                     [
                         Match.object_like({"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}),
-                        Match.object_like({"Prefix": "tus-scratch/", "ExpirationInDays": 2}),
+                        Match.object_like({"Prefix": "tus-scratch/", "ExpirationInDays": 8}),
                     ]
                 )
             },
@@ -252,7 +258,7 @@ def test_protected_routes_use_the_authorizer_and_public_routes_none(synth: Synth
 
 
 def test_api_accepts_binary_uploads_and_answers_auth_failures_in_json(synth: Synthesis) -> None:
-    synth.template.has_resource_properties("AWS::ApiGateway::RestApi", {"BinaryMediaTypes": BINARY_MEDIA_TYPES})
+    synth.template.has_resource_properties("AWS::ApiGateway::RestApi", {"BinaryMediaTypes": list(BINARY_MEDIA_TYPES)})
     for response_type, status, code in (("UNAUTHORIZED", "401", "unauthorized"), ("ACCESS_DENIED", "403", "forbidden")):
         responses = synth.template.find_resources(
             "AWS::ApiGateway::GatewayResponse",
@@ -293,6 +299,7 @@ def test_every_function_is_built_by_the_factory(synth: Synthesis) -> None:
     if any(not route.public for route in ROUTES):
         api_functions.add(AUTHORIZER_FUNCTION)
     handlers = {name: f"{name}.handler" for name in api_functions | set(QUEUE_CONSUMERS.values())}
+    handlers["tus-expiry"] = "tus.expire_handler"
     handlers |= {step_function_name(handler): handler for handler in STEP_HANDLERS.values()}
     assert set(functions) == {f"nutrimatch-{name}" for name in handlers}
     layers = [{"Ref": key} for key in synth.of_type("AWS::Lambda::LayerVersion")]
@@ -303,7 +310,7 @@ def test_every_function_is_built_by_the_factory(synth: Synthesis) -> None:
         assert properties["Architectures"] == ["x86_64"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
         if name in api_functions:
-            assert properties["MemorySize"] == 512
+            assert properties["MemorySize"] == FUNCTION_MEMORY_MB.get(name, DEFAULT_MEMORY_MB)
             assert properties["Timeout"] == 29  # API Gateway's integration limit
         assert sorted(properties["Layers"], key=json.dumps) == sorted(layers, key=json.dumps)
         assert properties["VpcConfig"]["SubnetIds"]
@@ -420,3 +427,13 @@ def _api_methods(synth: Synthesis) -> dict[tuple[str, str], dict[str, Any]]:
         (method["Properties"]["HttpMethod"], path_of(method["Properties"]["ResourceId"]) or "/"): method["Properties"]
         for method in synth.of_type("AWS::ApiGateway::Method").values()
     }
+
+
+def test_expired_tus_uploads_are_cleaned_up_every_hour(synth):
+    functions = synth.template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "tus.expire_handler"}})
+    assert len(functions) == 1
+    (logical_id,) = functions
+    rules = synth.template.find_resources("AWS::Events::Rule", {"Properties": {"ScheduleExpression": "rate(1 hour)"}})
+    targets = [t for rule in rules.values() for t in rule["Properties"]["Targets"]]
+    assert any(logical_id in json.dumps(t["Arn"]) for t in targets)
