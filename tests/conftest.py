@@ -25,8 +25,10 @@ from nutrimatch.auth.tokens import mint_local_token
 from nutrimatch.db import get_database
 from nutrimatch.local.aws_stand_in import provision
 from nutrimatch.local.gateway import Gateway
+from nutrimatch.local.lambdas import invoke
+from nutrimatch.local.pump import EventPump
 from nutrimatch.local.stack import LocalStack, Ports
-from nutrimatch.routes import Role
+from nutrimatch.routes import QUEUE_CONSUMERS, Role
 from nutrimatch.settings import Settings, get_settings
 from nutrimatch.tenancy import vendors
 from nutrimatch.tenancy.vendors import NewVendor, Vendor
@@ -162,3 +164,14 @@ def two_vendors(database: TestDatabase) -> tuple[Vendor, Vendor]:
     db = get_database()
     return (vendors.onboard(db, NewVendor(slug="vendor-a", name="Vendor A")),
             vendors.onboard(db, NewVendor(slug="vendor-b", name="Vendor B")))
+
+
+@pytest.fixture
+def event_pump(local_stack: StackInfo, aws_resources: Settings) -> Iterator[EventPump]:
+    """SQS → function delivery as in `make run` (S3 notifications start ingestion), for this test only."""
+    settings = get_settings()
+    consumers = {getattr(settings, queue): function for queue, function in QUEUE_CONSUMERS.items()}
+    pump = EventPump(settings, consumers, invoke, wait_seconds=1)
+    pump.start()
+    yield pump
+    pump.stop()

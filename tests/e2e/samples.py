@@ -19,6 +19,10 @@ from nutrimatch.local.lambdas import FUNCTIONS_DIR
 from nutrimatch.routes import ROUTES, Route
 from nutrimatch.tenancy import vendors
 from nutrimatch.tenancy.vendors import NewVendor, Vendor
+from nutrimatch.uploads import UploadContext, multipart, tus
+from nutrimatch.uploads.multipart import NewCsvUpload
+from tests.e2e.customer_samples import SAMPLE_PROFILE, sample_customer
+from tests.e2e.search_samples import sample_product
 
 # Request bodies that pass validation, so that what is tested is access, not input checking.
 BODIES: dict[tuple[str, str], Any] = {
@@ -26,8 +30,19 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/api-keys"): lambda: {"name": "walk", "role": "api_client"},
     ("POST", "/api/v1/vendors/{vendorId}/purge"): lambda: None,
     # --- uploads (issue 4) ---
+    ("POST", "/api/v1/ingest/csv"): lambda: {"kind": "products", "file_name": "walk.csv", "size_bytes": 1024},
+    ("POST", "/api/v1/ingest/jobs/{jobId}/upload/complete"): lambda: {"parts": [{"part_number": 1, "etag": '"0"'}]},
+    ("POST", "/api/v1/uploads/tus"): lambda: None,
+    ("PATCH", "/api/v1/uploads/tus/{uploadId}"): lambda: None,
     # --- ingestion jobs (issue 5) ---
+    ("POST", "/api/v1/ingest/jobs/{jobId}/cancel"): lambda: None,
+    ("PUT", "/api/v1/ingest/mappings"): lambda: {"kind": "products",
+                                                 "mappings": [{"header": "Kcal", "field": "calories"}]},
     # --- customers, health profiles, audit (issue 6) ---
+    ("POST", "/api/v1/customers"): lambda: {"external_id": f"walk-{uuid.uuid4().hex[:8]}", "name": "Walk",
+                                            "email": "walk@example.com"},
+    ("PATCH", "/api/v1/customers/{customerId}"): lambda: {"name": "Walked"},
+    ("PUT", "/api/v1/customers/{customerId}/health"): lambda: dict(SAMPLE_PROFILE),
     # --- matching (issue 6) ---
     # --- search (issue 7) ---
 }
@@ -38,10 +53,19 @@ ID_FACTORIES: dict[str, Callable[[Vendor], str]] = {
     "keyId": lambda vendor: str(
         api_keys.create(get_database(), vendor.id, NewApiKey(name="sample", role="api_client"), "sampler").id),
     # --- uploads (issue 4) ---
+    "jobId": lambda vendor: str(multipart.start(
+        UploadContext.current(), vendor.id, NewCsvUpload(kind="products", file_name="sample.csv", size_bytes=1024),
+        "sampler").job.id),
+    "uploadId": lambda vendor: str(tus.create(
+        UploadContext.current(), vendor.id, "sampler",
+        {"tus-resumable": "1.0.0", "upload-length": "1024", "upload-metadata": "kind cHJvZHVjdHM=,filename YS5jc3Y="},
+        b"").id),
     # --- ingestion jobs (issue 5) ---
     # --- customers, health profiles, audit (issue 6) ---
+    "customerId": sample_customer,
     # --- matching (issue 6) ---
     # --- search (issue 7) ---
+    "externalId": sample_product,
 }
 
 

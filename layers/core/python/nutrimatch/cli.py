@@ -26,7 +26,7 @@ MIGRATIONS_DIR = REPO_ROOT / "sql" / "migrations"
 
 
 @local_app.command("up")
-def local_up() -> None:
+def local_up(demo: bool = typer.Option(False, "--demo", help="Seed the demo vendor (catalog, customers)")) -> None:
     """Start the whole product locally and serve it until Ctrl-C."""
     from nutrimatch.local.stack import LocalStack, LocalStackError
 
@@ -44,13 +44,28 @@ def local_up() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     assert stack.gateway is not None
     base = stack.gateway.url
+    token_line = ""
+    if demo:
+        from nutrimatch.demo.seed import DEMO_SLUG, seed
+
+        try:
+            demo_vendor = seed(get_settings(), base, say=lambda text: console.print(f"  demo: {text}"))
+        except Exception:
+            stack.stop()
+            raise
+        token_line = f"""
+  demo vendor {DEMO_SLUG} ({demo_vendor.vendor_id}); vendor_admin token, valid 12 h:
+    {demo_vendor.token}
+  try:
+    curl -s -H "Authorization: Bearer <token>" "{base}/api/v1/search/products?q=greek+yog&limit=3"
+    .venv/bin/nutrimatch auth token --vendor {DEMO_SLUG} --role clinician   # other roles"""
     console.print(f"""
 [green]nutrimatch is running.[/]
   health     {base}/api/v1/health
   API docs   {base}/api/v1/docs   (OpenAPI: {base}/api/v1/openapi.json)
   PostgreSQL {stack.environment['DATABASE_ADMIN_URL']}  (replica on port {stack.ports.replica})
   Redis      {stack.environment['REDIS_URL']}
-  S3/SQS     {stack.environment['AWS_ENDPOINT_URL']} (moto)
+  S3/SQS     {stack.environment['AWS_ENDPOINT_URL']} (moto){token_line}
 Press Ctrl-C to stop.""")
     try:
         stopping.wait()
@@ -76,6 +91,25 @@ def local_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask for co
         console.print(f"[red]Cannot reset:[/] {error}")
         raise typer.Exit(1) from error
     console.print(f"Wiped {stack.state_dir}.")
+
+
+demo_app = typer.Typer(help="Demo data")
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.command("seed")
+def demo_seed(
+    api: str = typer.Option(None, help="API base URL of a running stack (default: the local gateway)"),
+    products: int = typer.Option(20_000, min=1, help="Catalog size"),
+    customers: int = typer.Option(200, min=0, help="Customers, each with a health profile"),
+) -> None:
+    """Create the demo vendor with a generated catalog and customers, through the API of a running stack."""
+    from nutrimatch.demo.seed import seed
+
+    settings = get_settings()
+    base = api or f"http://{settings.local_host}:{settings.local_gateway_port}"
+    demo = seed(settings, base, products=products, customers=customers, say=console.print)
+    console.print(f"vendor {demo.vendor_id}; vendor_admin token:\n{demo.token}")
 
 
 @db_app.command("migrate")
@@ -126,6 +160,79 @@ def auth_token(
     if vendor_id is None and chosen is not Role.PLATFORM_ADMIN:
         raise typer.BadParameter("every role but platform_admin belongs to a vendor", param_hint="--vendor")
     print(mint_local_token(get_settings(), role=chosen, vendor_id=vendor_id, user_id=user, ttl_seconds=ttl))
+
+
+@app.command("upload")
+def upload(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="The CSV file"),
+    kind: str = typer.Option("products", help="products or customers"),
+    mode: str = typer.Option("upsert", help="upsert, or replace (retire what the file does not list)"),
+    tus: bool = typer.Option(False, "--tus", help="Upload through the tus endpoint instead of presigned multipart"),
+    api: str = typer.Option(None, envvar="NUTRIMATCH_API", help="API base URL (default: the local gateway)"),
+    token: str = typer.Option(..., envvar="NUTRIMATCH_TOKEN", help="Bearer token or API key"),
+    vendor: str = typer.Option(None, help="Vendor id, for platform admins (X-Vendor-Id)"),
+    parallel: int = typer.Option(4, min=1, max=32, help="Parts in flight at once (multipart)"),
+    state_dir: Path = typer.Option(None, help="Where interrupted uploads are remembered (~/.nutrimatch/uploads)"),
+    follow: bool = typer.Option(True, "--follow/--no-follow", help="Follow the ingestion job to its end"),
+) -> None:
+    """Upload a CSV (resumable: after Ctrl-C or a dropped connection, run the same command again)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    from nutrimatch.uploads.client import DEFAULT_STATE_DIR, Api, UploadError, follow_job, upload_file
+
+    settings = get_settings()
+    client = Api(api or f"http://{settings.local_host}:{settings.local_gateway_port}", token, vendor)
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task(f"{file.name} ({'tus' if tus else 'multipart'})", total=file.stat().st_size)
+            result = upload_file(client, file, kind=kind, mode=mode, use_tus=tus, parallel=parallel,
+                                 state_dir=state_dir or DEFAULT_STATE_DIR,
+                                 progress=lambda sent: bar.advance(task, sent))
+        console.print(f"Uploaded {result.size_bytes:,} bytes in {result.seconds:.1f} s "
+                      f"({result.size_bytes / 1024**2 / max(result.seconds, 1e-9):.1f} MiB/s"
+                      f"{', resumed' if result.resumed else ''}): job [bold]{result.job_id}[/]")
+        if follow:
+            job = follow_job(client, result.job_id, lambda job: console.print(
+                f"  job {job.get('status')} {job.get('phase') or ''} {job.get('progress') or ''}"))
+            if job is None:
+                console.print("This API has no job status route; the upload is done.")
+            elif job.get("status") != "completed":
+                raise typer.Exit(1)
+    except UploadError as error:
+        console.print(f"[red]Upload failed:[/] {error}")
+        raise typer.Exit(1) from error
+    except KeyboardInterrupt:
+        console.print("[yellow]Interrupted.[/] Run the same command again to resume where it stopped.")
+        raise typer.Exit(130) from None
+
+
+audit_app = typer.Typer(help="The HIPAA audit trail")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(vendor: str = typer.Option(..., "--vendor", help="Vendor slug or id")) -> None:
+    """Recompute a vendor's audit hash chain; exits 1 at the first broken link."""
+    from nutrimatch.audit import verify
+    from nutrimatch.db import get_database, scoped_transaction
+    from nutrimatch.errors import NotFound
+    from nutrimatch.tenancy.vendors import find_by_slug_or_id
+
+    database = get_database()
+    try:
+        vendor_id = find_by_slug_or_id(database, vendor).id
+    except NotFound as error:
+        raise typer.BadParameter(error.message, param_hint="--vendor") from error
+    with scoped_transaction(database.writer, vendor_id, read_only=True) as conn:
+        result = verify(conn, vendor_id)
+    if result.ok:
+        console.print(f"[green]ok[/]: {result.checked} audit row(s) of {vendor}, chain unbroken")
+        return
+    console.print(f"[red]BROKEN[/] at seq {result.first_broken_seq} of {vendor}: {result.reason} "
+                  f"({result.checked} row(s) verified before it)")
+    raise typer.Exit(1)
 
 
 def main() -> None:

@@ -67,10 +67,42 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/api-keys", "api_keys", ADMINS),
     Route("DELETE", "/api/v1/api-keys/{keyId}", "api_keys", ADMINS),
     # --- uploads (issue 4) ---
+    Route("POST", "/api/v1/ingest/csv", "uploads", _roles(*ADMINS, Role.CATALOG_MANAGER)),
+    Route("GET", "/api/v1/ingest/jobs/{jobId}/upload", "uploads", _roles(*ADMINS, Role.CATALOG_MANAGER)),
+    Route("POST", "/api/v1/ingest/jobs/{jobId}/upload/complete", "uploads", _roles(*ADMINS, Role.CATALOG_MANAGER)),
+    Route("DELETE", "/api/v1/ingest/jobs/{jobId}/upload", "uploads", _roles(*ADMINS, Role.CATALOG_MANAGER)),
+    # tus discovery carries no tenant data; browsers and tus clients may ask before they authenticate.
+    Route("OPTIONS", "/api/v1/uploads/tus", "tus", PUBLIC, public=True),
+    Route("POST", "/api/v1/uploads/tus", "tus", _roles(*ADMINS, Role.CATALOG_MANAGER)),
+    Route("HEAD", "/api/v1/uploads/tus/{uploadId}", "tus", _roles(*ADMINS, Role.CATALOG_MANAGER)),
+    Route("PATCH", "/api/v1/uploads/tus/{uploadId}", "tus", _roles(*ADMINS, Role.CATALOG_MANAGER)),
+    Route("DELETE", "/api/v1/uploads/tus/{uploadId}", "tus", _roles(*ADMINS, Role.CATALOG_MANAGER)),
     # --- ingestion jobs (issue 5) ---
+    Route("GET", "/api/v1/ingest/jobs", "ingest_jobs", _roles(*ADMINS, Role.CATALOG_MANAGER, Role.ANALYST)),
+    Route("GET", "/api/v1/ingest/jobs/{jobId}", "ingest_jobs", _roles(*ADMINS, Role.CATALOG_MANAGER, Role.ANALYST)),
+    Route("POST", "/api/v1/ingest/jobs/{jobId}/cancel", "ingest_jobs", _roles(*ADMINS, Role.CATALOG_MANAGER)),
+    Route("GET", "/api/v1/ingest/mappings", "ingest_jobs", _roles(*ADMINS, Role.CATALOG_MANAGER)),
+    Route("PUT", "/api/v1/ingest/mappings", "ingest_jobs", _roles(*ADMINS, Role.CATALOG_MANAGER)),
     # --- customers, health profiles, audit (issue 6) ---
+    # Vendor apps (api_client) create and read their customers; only the care team changes them.
+    Route("POST", "/api/v1/customers", "customers", ADMINS | _roles(Role.CLINICIAN, Role.API_CLIENT)),
+    Route("GET", "/api/v1/customers", "customers", ADMINS | _roles(Role.CLINICIAN, Role.API_CLIENT, Role.ANALYST)),
+    Route("GET", "/api/v1/customers/{customerId}", "customers",
+          ADMINS | _roles(Role.CLINICIAN, Role.API_CLIENT, Role.ANALYST)),
+    Route("PATCH", "/api/v1/customers/{customerId}", "customers", ADMINS | _roles(Role.CLINICIAN)),
+    Route("DELETE", "/api/v1/customers/{customerId}", "customers", ADMINS | _roles(Role.CLINICIAN)),
+    # PHI; platform admins' reads also need X-Access-Justification (checked by the core, recorded in the audit).
+    Route("GET", "/api/v1/customers/{customerId}/health", "health_profiles", ADMINS | _roles(Role.CLINICIAN)),
+    Route("PUT", "/api/v1/customers/{customerId}/health", "health_profiles", ADMINS | _roles(Role.CLINICIAN)),
+    Route("GET", "/api/v1/audit", "audit", ADMINS),
+    Route("GET", "/api/v1/audit/verify", "audit", ADMINS),
     # --- matching (issue 6) ---
+    # Reads PHI (audited); platform admins also need X-Access-Justification, as for the profile itself.
+    Route("GET", "/api/v1/matches/{customerId}", "matches",
+          ADMINS | _roles(Role.CLINICIAN, Role.API_CLIENT)),
     # --- search (issue 7) ---
+    Route("GET", "/api/v1/search/products", "search", ALL_ROLES),
+    Route("GET", "/api/v1/products/{externalId}", "search", ALL_ROLES),
 )
 
 

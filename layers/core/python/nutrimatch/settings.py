@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     ingest_chunk_bytes: int = 64 * 1024**2
     ingest_max_concurrency: int = 2
 
+    # --- ingestion: bulk loads (issue 5, performance) -------------------------------------------------------
+    ingest_bulk_load_min_rows: int = Field(
+        default=10_000, ge=0,
+        description="A vendor's first file of at least this many rows is bulk-loaded (indexes built after the "
+                    "load, then swapped in); smaller ones are upserted, cheaper than the bulk load's DDL.")
+
     # --- local stack --------------------------------------------------------------------------------------
     local_state_dir: Path = REPO_ROOT / ".nutrimatch"
     local_host: str = "127.0.0.1"
@@ -82,6 +88,35 @@ class Settings(BaseSettings):
     local_replica_port: int = 54321
     local_redis_port: int = 63790
     local_moto_port: int = 45660
+
+    # --- read replica routing and search (issue 7) ----------------------------------------------------------
+    replica_stale_lag_seconds: float = Field(
+        default=1.0, description="Replica answers within this lag are 'fresh', beyond it 'stale'.")
+    replica_connect_timeout_seconds: float = Field(
+        default=0.5, description="How long a read waits for a reader connection before using the writer.")
+    replica_down_retry_seconds: float = Field(
+        default=5.0, description="After the reader failed, how long reads go straight to the writer.")
+    search_rank_candidates: int = Field(
+        default=1000, description="Relevance ranks at most this many matches (the first the index yields).")
+    search_rank_examined: int = Field(
+        default=10000, description="Relevance reads at most this many matches to find those that pass the filters.")
+    search_prefix_lookup_ratio: float = Field(
+        default=20, description="A word being typed this much more common than the other words is checked on "
+                                "their matches instead of being looked up in the full-text index.")
+    search_sort_candidates: int = Field(
+        default=5000, description="Matches of a search collected and sorted in memory for an exact order.")
+    search_walk_budget: int = Field(
+        default=10000, description="Products an exact order may read along its index to fill a page.")
+    search_facet_sample: int = Field(
+        default=1000, description="Facet counts cover at most this many matching products.")
+    search_statement_timeout_ms: int = 5000
+
+    # --- matching (issue 6) ---------------------------------------------------------------------------------
+    matching_snapshot_memory_mb: int = Field(
+        default=1024, description="Feature snapshots a process keeps in memory (least recently used go first).")
+    matching_snapshot_prefix: str = Field(
+        default="matching/snapshots/", description="Where snapshots are published in the upload bucket.")
+    matching_cache_ttl_seconds: int = Field(default=900, description="Lifetime of a cached match result.")
 
     log_level: str = "INFO"
 

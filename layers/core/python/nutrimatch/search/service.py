@@ -1,0 +1,208 @@
+"""Product search and lookup for one vendor, read from the replica when it is fit to answer.
+
+Each read runs as a unit of work the router may repeat on the writer (a reader that fails mid-read), so it
+only reads and keeps no state between attempts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from nutrimatch.db import Connection
+from nutrimatch.db.routing import NO_METRICS, Consistency, MetricsSink, ReplicaRouter
+from nutrimatch.errors import DependencyUnavailable, InvalidInput, NotFound
+from nutrimatch.search.cursor import Cursor, decode_cursor, encode_cursor
+from nutrimatch.search.models import (
+    Facet,
+    FacetCount,
+    Facets,
+    Product,
+    ProductHit,
+    ProductRead,
+    SearchRequest,
+    SearchResults,
+    Sort,
+)
+from nutrimatch.search.query import (
+    FACET_VALUES,
+    PRELUDE_SQL,
+    PRODUCT_COLUMNS,
+    Filters,
+    SortSpec,
+    Statement,
+    build_filters,
+    collected_page,
+    facet_counts,
+    relevance_page,
+    sort_spec,
+    walked_page,
+)
+from nutrimatch.search.text import SearchText, parse_search_text
+from nutrimatch.tenancy.ids import entity_uuid
+
+PRODUCT_SQL = f"""SELECT {PRODUCT_COLUMNS}, pg_is_in_recovery() AS in_recovery
+                    FROM products p WHERE p.vendor_id = %(vendor_id)s AND p.id = %(id)s"""
+
+
+@dataclass(frozen=True)
+class _Page:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    facets: Facets | None
+    in_recovery: bool
+
+
+def search_products(router: ReplicaRouter, vendor_id: UUID, request: SearchRequest, *,
+                    metrics: MetricsSink = NO_METRICS) -> SearchResults:
+    text = parse_search_text(request.q) if request.q and request.q.strip() else None
+    sort = request.sort or (Sort.RELEVANCE if text else Sort.NAME)
+    if sort is Sort.RELEVANCE and text is None:
+        raise InvalidInput("sort=relevance needs search text in q", details={"field": "sort"})
+    spec = sort_spec(sort)
+    after = decode_cursor(request.cursor, sort, spec.kind) if request.cursor else None
+    filters = build_filters(vendor_id, request)
+    search = _Search(router, request, text, sort, spec, after, filters)
+    try:
+        routed = router.read(vendor_id, search.run, metrics=metrics)
+    except psycopg.errors.QueryCanceled as error:
+        raise DependencyUnavailable("the search took too long; add words or filters to narrow it") from error
+    page = routed.value
+    return SearchResults(
+        products=[ProductHit(**row, score=row["sort_key"] if sort is Sort.RELEVANCE else None)
+                  for row in page.rows],
+        next_cursor=page.next_cursor, sort=sort, facets=page.facets, freshness=routed.freshness,
+        replica_lag_seconds=routed.replica_lag_seconds, served_by="replica" if page.in_recovery else "primary",
+    )
+
+
+def get_product(router: ReplicaRouter, vendor_id: UUID, external_id: str, *,
+                consistency: Consistency = Consistency.EVENTUAL, metrics: MetricsSink = NO_METRICS) -> ProductRead:
+    params = {"vendor_id": vendor_id, "id": entity_uuid(vendor_id, external_id)}
+
+    def read(conn: Connection) -> dict[str, Any] | None:
+        return conn.execute(PRODUCT_SQL, params, prepare=False).fetchone()
+
+    routed = router.read(vendor_id, read, consistency=consistency, metrics=metrics)
+    if routed.value is None:
+        raise NotFound("product not found")
+    return ProductRead(product=Product(**routed.value), freshness=routed.freshness,
+                       replica_lag_seconds=routed.replica_lag_seconds,
+                       served_by="replica" if routed.value["in_recovery"] else "primary")
+
+
+@dataclass(frozen=True)
+class _Search:
+    router: ReplicaRouter
+    request: SearchRequest
+    text: SearchText | None
+    sort: Sort
+    spec: SortSpec
+    after: Cursor | None
+    filters: Filters
+
+    def run(self, conn: Connection) -> _Page:
+        settings = self.router.database.settings
+        text = self.text or SearchText("")
+        prelude = conn.execute(PRELUDE_SQL, {
+            "timeout": str(settings.search_statement_timeout_ms), "words": text.words, "prefix": text.prefix,
+            "alternative": text.prefix_is_alternative, "ratio": settings.search_prefix_lookup_ratio,
+            "estimate": self._narrowed and self.spec.indexed,
+        }, prepare=False).fetchone()
+        assert prelude is not None
+        if self.text is not None:
+            if prelude["nodes"] == 0:  # only stop words or punctuation: nothing to look for
+                return _Page([], None, None, prelude["in_recovery"])
+            if prelude["rank_query"] == "T":
+                raise InvalidInput("q needs at least one word that is not excluded with -",
+                                   details={"field": "q"})
+        filters = self.filters.with_text(prelude["match_query"], prelude["prefix_filter"])
+        rows = self._page(conn, filters, prelude["rank_query"], prelude["match_estimate"])
+        limit = self.request.limit
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = encode_cursor(Cursor(self.sort, rows[-1]["sort_key"], rows[-1]["id"]))
+        facets = self._facets(conn, filters) if self.request.facets else None
+        return _Page(rows, next_cursor, facets, prelude["in_recovery"])
+
+    @property
+    def _narrowed(self) -> bool:
+        """Whether search text narrows an exact order to the full-text index's matches."""
+        return self.sort is not Sort.RELEVANCE and self.text is not None
+
+    def _page(self, conn: Connection, filters: Filters, rank_query: str,
+              match_estimate: float | None) -> list[dict[str, Any]]:
+        """The next page plus one row, which tells whether there is a page after it (see nutrimatch.search.query
+        for the three ways: the ranked pool, collected-then-sorted matches, a bounded walk along an index)."""
+        fetch = self.request.limit + 1
+        settings = self.router.database.settings
+        if self.sort is Sort.RELEVANCE:
+            return _fetch(conn, relevance_page(filters, rank_query, settings.search_rank_candidates,
+                                               settings.search_rank_examined, self.after, fetch))
+        cap = settings.search_sort_candidates
+        # Collecting is pointless when the planner expects far more matches than may be collected.
+        expected_many = match_estimate is not None and match_estimate > 2 * cap
+        collect_first = not self.spec.indexed or (self._narrowed and not expected_many)
+        if collect_first:
+            collected = self._collected(conn, filters, fetch, cap)
+            if collected is not None:
+                return collected
+        if self.spec.indexed:
+            walked = self._walk(conn, filters, fetch)
+            if walked is not None:
+                return walked
+            if self._narrowed and not collect_first:  # the estimate was wrong: few enough matches after all?
+                collected = self._collected(conn, filters, fetch, cap)
+                if collected is not None:
+                    return collected
+        raise InvalidInput(f"too many products match to sort them by {self.sort.value} within the search's "
+                           "limits: narrow the search with more words, filters or a category",
+                           details={"field": "sort"})
+
+    def _collected(self, conn: Connection, filters: Filters, fetch: int, cap: int) -> list[dict[str, Any]] | None:
+        """The page from the matches sorted in memory, or None when there are more than `cap` of them."""
+        rows = _fetch(conn, collected_page(filters, self.spec, self.after, fetch, cap))
+        return rows if not rows or rows[0]["matched"] <= cap else None
+
+    def _walk(self, conn: Connection, filters: Filters, fetch: int) -> list[dict[str, Any]] | None:
+        """The page walked along the order's index, or None when the walk's budget ran out first."""
+        after = self.after
+        rows: list[dict[str, Any]] | None = []
+        if not (after is not None and after.key is None and self.spec.nullable):
+            rows = self._walked(conn, filters, after, fetch, nulls=False)
+            after = None  # the NULL section, if reached, starts from its beginning
+        if rows is not None and self.spec.nullable and len(rows) < fetch:
+            rest = self._walked(conn, filters, after, fetch - len(rows), nulls=True)
+            rows = None if rest is None else rows + rest
+        return rows
+
+    def _walked(self, conn: Connection, filters: Filters, after: Cursor | None, fetch: int, *,
+                nulls: bool) -> list[dict[str, Any]] | None:
+        budget = self.router.database.settings.search_walk_budget
+        rows = _fetch(conn, walked_page(filters, self.spec, after, fetch, budget, nulls=nulls))
+        hits = [row for row in rows if row["hit"]]
+        exhausted = len(hits) < fetch and any(row["walked"] == budget for row in rows)
+        return None if exhausted else hits
+
+    def _facets(self, conn: Connection, filters: Filters) -> Facets:
+        sample = self.router.database.settings.search_facet_sample
+        counts: dict[str, list[FacetCount]] = {facet: [] for facet in Facet}
+        counted = 0
+        for row in _fetch(conn, facet_counts(filters, sample)):
+            if row["facet"] == "counted":
+                counted = row["count"]
+            else:
+                counts[row["facet"]].append(FacetCount(value=row["value"], count=row["count"]))
+        top = {facet: sorted(values, key=lambda c: (-c.count, c.value))[:FACET_VALUES]
+               for facet, values in counts.items() if facet in self.request.facets}
+        return Facets(**top, counted=counted, exact=counted < sample)
+
+
+def _fetch(conn: Connection, statement: Statement) -> list[dict[str, Any]]:
+    # Never server-side prepared: a generic plan cannot estimate a tsquery, and RDS Proxy pins sessions
+    # that hold prepared statements.
+    return conn.execute(statement.sql, statement.params, prepare=False).fetchall()
