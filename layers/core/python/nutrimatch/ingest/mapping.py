@@ -126,10 +126,16 @@ def normalize_header(header: str) -> str:
     "Energy (kcal)" → "energy_kcal", "Protéines/100 g" → "proteines_100_g", "µg" → "ug". Used for the keys of
     learned mappings; normalizing a normalized header changes nothing.
     """
-    decomposed = unicodedata.normalize("NFKD", header.casefold())
+    # Folding twice: a compatibility decomposition can reveal capitals ("🄐" → "(A)") and folding can reveal
+    # combining marks ("İ" → "i̇"); after the second pass nothing changes.
     # casefold turns the micro sign into a Greek mu: in a header it is always the unit prefix.
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char)).replace("μ", "u")
+    plain = _fold(_fold(header)).replace("μ", "u")
     return "_".join(_WORD.findall(plain))
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
 def _compact(name: str) -> str:
