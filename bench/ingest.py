@@ -11,11 +11,14 @@ Prints each time, the ratios (b)/(a) and (c)/(a), and the peak RSS of the proces
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
 import uuid
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,6 +36,56 @@ def generated_csv(rows: int, bad_fraction: float) -> Path:
         path.with_suffix(".tmp").rename(path)
         print(f"generated {path.name} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - started:.1f} s")
     return path
+
+
+def _data_directories() -> list[str]:
+    """The data directories of the configured PostgreSQL servers (primary and replica)."""
+    import psycopg
+
+    from nutrimatch.settings import get_settings
+
+    settings = get_settings()
+    urls = [settings.database_admin_url]
+    if settings.database_replica_url:
+        urls.append(settings.database_replica_url.replace("nutrimatch_app@", "postgres@"))
+    directories = []
+    for url in urls:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(url) as conn:
+            directories.append(conn.execute("SHOW data_directory").fetchone()[0])
+    return directories
+
+
+def stack_cpu_seconds() -> float:
+    """CPU seconds used so far by the local servers: this run's children (the embedded stack: moto, Redis) and
+    the PostgreSQL servers (pg_ctl detaches them) with their backends, finished ones included."""
+    processes = psutil.Process().children(recursive=True)
+    directories = _data_directories()
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or ())
+        if any(f"-D {directory}" in command for directory in directories):
+            processes += [process, *process.children()]
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+class CpuUse:
+    """CPU seconds of the stack and of this process over a block: the work done, whatever else the machine runs."""
+
+    def __enter__(self) -> CpuUse:
+        self._stack, self._own = stack_cpu_seconds(), sum(psutil.Process().cpu_times()[:2])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack = stack_cpu_seconds() - self._stack
+        self.own = sum(psutil.Process().cpu_times()[:2]) - self._own
+
+    def __str__(self) -> str:
+        return (f"CPU seconds: servers {self.stack:.1f} (PostgreSQL primary and replica, moto), "
+                f"benchmark process {self.own:.1f}")
 
 
 def raw_copy_seconds(path: Path) -> float:
@@ -78,16 +131,18 @@ def run_pipeline(vendor_id: uuid.UUID, source_key: str, size: int) -> tuple[floa
                VALUES (%s, %s, 'products', 'upsert', 'uploaded', 'bench.csv', %s, %s, %s, 'multipart', 'bench')""",
             (job_id, vendor_id, size, settings.upload_bucket, key))
     uploaded = UploadedObject(settings.upload_bucket, key, vendor_id, job_id)
-    started = time.perf_counter()
-    start_ingestion(get_database(), LocalStarter(), uploaded)
-    execution = LocalStarter.runtime().wait(str(job_id))
-    elapsed = time.perf_counter() - started
+    with CpuUse() as cpu:
+        started = time.perf_counter()
+        start_ingestion(get_database(), LocalStarter(), uploaded)
+        execution = LocalStarter.runtime().wait(str(job_id))
+        elapsed = time.perf_counter() - started
     with scoped_transaction(get_database().writer, vendor_id) as conn:
         job = fetch(conn, vendor_id, job_id)
     if job["status"] != "completed":
         raise SystemExit(f"job {job_id} ended {job['status']}: {job['error']} ({execution.error})")
     steps = {resource.rsplit(".", 1)[-1]: round(seconds, 1) for resource, seconds in execution.task_seconds.items()}
     print(f"    task seconds (summed over parallel chunks): {steps}")
+    print(f"    {cpu}")
     return elapsed, job["counts"]
 
 
@@ -117,8 +172,10 @@ def main() -> None:
         dirty_vendor = vendors.onboard(database, NewVendor(slug=f"bench-{uuid.uuid4().hex[:6]}", name="Bench 1%"))
         clean_key, dirty_key = upload(clean, first_vendor.id), upload(dirty, dirty_vendor.id)
 
-        raw = raw_copy_seconds(clean)
+        with CpuUse() as cpu:
+            raw = raw_copy_seconds(clean)
         print(f"(a) raw COPY into an unlogged table   {raw:7.1f} s")
+        print(f"    {cpu}")
         with PeakRss() as rss:
             first, first_counts = run_pipeline(first_vendor.id, clean_key, clean.stat().st_size)
             print(f"(b) first load, upload → live         {first:7.1f} s   x{first / raw:.2f}   {first_counts}")

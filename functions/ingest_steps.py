@@ -8,11 +8,12 @@ from uuid import UUID
 from nutrimatch import aws
 from nutrimatch.api import logger
 from nutrimatch.db import get_database
+from nutrimatch.ingest.bulk import index_leaf as index_job_leaf
 from nutrimatch.ingest.finalize import finalize as finalize_job
 from nutrimatch.ingest.finalize import mark_failed as mark_job_failed
 from nutrimatch.ingest.load import load_chunk as load_job_chunk
-from nutrimatch.ingest.merge import find_duplicates as find_job_duplicates
 from nutrimatch.ingest.merge import merge_chunk as merge_job_chunk
+from nutrimatch.ingest.merge import prepare_merge as prepare_job_merge
 from nutrimatch.ingest.pipeline import transient_as_retryable
 from nutrimatch.ingest.plan import plan as plan_job
 from nutrimatch.settings import get_settings
@@ -45,15 +46,21 @@ def load_chunk(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @step
-def find_duplicates(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def prepare_merge(event: dict[str, Any], context: Any) -> dict[str, Any]:
     job_id, vendor_id = _ids(event)
-    return find_job_duplicates(get_database(), job_id, vendor_id)
+    return prepare_job_merge(get_settings(), get_database(), job_id, vendor_id)
 
 
 @step
 def merge_chunk(event: dict[str, Any], context: Any) -> dict[str, Any]:
     job_id, vendor_id = _ids(event)
     return merge_job_chunk(get_database(), job_id, vendor_id, int(event["chunk_no"]))
+
+
+@step
+def index_leaf(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job_id, vendor_id = _ids(event)
+    return index_job_leaf(get_database(), job_id, vendor_id, int(event["leaf"]))
 
 
 @step

@@ -1,13 +1,16 @@
 """Finalize and MarkFailed: the job's last word.
 
-Finalize retires what a `replace` file no longer lists, refreshes statistics of the vendor's partitions only,
-writes errors.csv to S3, bumps the vendor's catalog version when anything changed, records `job.completed` in
-the outbox, and drops the job's staging tables. MarkFailed records why a job failed and emits `job.failed`.
+Finalize swaps a bulk load's shadow partitions in (their statistics were gathered leaf by leaf when they were
+indexed), retires what a `replace` file no longer lists, refreshes statistics of the vendor's partitions
+only, writes errors.csv to S3, bumps the vendor's catalog version when anything changed, records
+`job.completed` in the outbox, and drops the job's staging tables. MarkFailed records why a job failed, emits
+`job.failed` and drops the job's staging tables and shadow.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import uuid
 from typing import Any
@@ -17,11 +20,16 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from nutrimatch.db import Connection, Database, scoped_transaction
-from nutrimatch.ingest import jobs
-from nutrimatch.ingest.pipeline import duplicates_table, staging_table
+from nutrimatch.ingest import bulk, jobs
+from nutrimatch.ingest.merge import BULK_LOAD, upsert, written_columns
+from nutrimatch.ingest.pipeline import changed_table, duplicates_table, staging_table
+from nutrimatch.ingest.validate import Interpretation
 
+logger = logging.getLogger(__name__)
 ERRORS_CSV_HEADER = "row_number,column,value,reason\n"
 SPOOL_BYTES = 8 * 1024 * 1024
+# The swap waits this long at most for the vendor's partition (a long read of it); then the step is retried.
+SWAP_LOCK_TIMEOUT = "10s"
 
 
 def errors_key(vendor_id: UUID, job_id: UUID) -> str:
@@ -31,7 +39,8 @@ def errors_key(vendor_id: UUID, job_id: UUID) -> str:
 def _drop_staging(conn: Connection, job_id: UUID, vendor_id: UUID) -> None:
     chunks = conn.execute("SELECT chunk_no FROM ingestion_chunks WHERE vendor_id = %s AND job_id = %s",
                           (vendor_id, job_id)).fetchall()
-    tables = [staging_table(job_id, c["chunk_no"]) for c in chunks] + [duplicates_table(job_id)]
+    tables = [staging_table(job_id, c["chunk_no"]) for c in chunks] + [duplicates_table(job_id),
+                                                                        changed_table(job_id)]
     for table in tables:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("staging", table)))
 
@@ -40,17 +49,15 @@ def _retire_missing(conn: Connection, job: dict[str, Any]) -> int:
     """Mode `replace`: products the file does not list any more are retired (kept, never served)."""
     chunks = conn.execute("SELECT chunk_no FROM ingestion_chunks WHERE vendor_id = %s AND job_id = %s",
                           (job["vendor_id"], job["id"])).fetchall()
-    key = sql.Identifier(f"c{job['plan']['columns']['external_id']['index']}")
+    # By external id (a product's id derives from it): a hash anti-join, no id to compute per listed row.
     listed = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT entity_uuid(%(vendor)s, btrim({})) AS id FROM {} WHERE nullif(btrim({}), '') IS NOT NULL")
-        .format(key, sql.Identifier("staging", staging_table(job["id"], c["chunk_no"])), key) for c in chunks)
-    conn.execute(sql.SQL("CREATE TEMP TABLE listed ON COMMIT DROP AS {}").format(listed), {"vendor": job["vendor_id"]})
-    conn.execute("CREATE INDEX ON listed (id)")
-    result = conn.execute(
-        """UPDATE products p SET status = 'retired', row_hash = NULL, catalog_version = %(version)s,
-                  updated_at = now()
+        sql.SQL("SELECT external_id FROM {}").format(sql.Identifier("staging", staging_table(job["id"], c["chunk_no"])))
+        for c in chunks)
+    result = conn.execute(sql.SQL(
+        """UPDATE products p SET status = 'retired', row_hash = NULL, source_hash = NULL,
+                  catalog_version = %(version)s, updated_at = now()
             WHERE p.vendor_id = %(vendor)s AND p.status <> 'retired'
-              AND NOT EXISTS (SELECT 1 FROM listed l WHERE l.id = p.id)""",
+              AND NOT EXISTS (SELECT FROM ({}) l WHERE l.external_id = p.external_id)""").format(listed),
         {"vendor": job["vendor_id"], "version": job["catalog_version"]})
     return result.rowcount
 
@@ -78,9 +85,28 @@ def _emit(conn: Connection, vendor_id: UUID, event_type: str, payload: dict[str,
                  (uuid.uuid4(), vendor_id, event_type, Jsonb(payload)))
 
 
+def _swap_in_bulk_load(conn: Connection, job: dict[str, Any], counts: dict[str, int]) -> bool:
+    """True when the shadow replaced the vendor's (empty) leaves, analyzed already. Otherwise another job
+    filled them meanwhile: the shadow's rows are upserted into them as any file's, and counted that way."""
+    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(SWAP_LOCK_TIMEOUT)))
+    if bulk.swap_in(conn, job):
+        return True
+    reading = Interpretation.of_plan(job["kind"], job["plan"])
+    columns = sql.SQL(", ").join(map(sql.Identifier, written_columns(reading)))
+    rows = sql.SQL("SELECT {} FROM {}").format(columns, bulk.shadow(conn, job["id"]))
+    merged = conn.execute(upsert(reading, rows), {"vendor": job["vendor_id"]}).fetchone()
+    assert merged is not None
+    counts["unchanged"] += merged["valid"] - merged["inserted"] - merged["updated"]
+    counts["inserted"], counts["updated"] = merged["inserted"], merged["updated"]
+    bulk.drop(conn, job)
+    return False
+
+
 def finalize(database: Database, s3: Any, job_id: UUID, vendor_id: UUID) -> dict[str, Any]:
     with scoped_transaction(database.writer, vendor_id) as conn:
         job = jobs.require_running(conn, vendor_id, job_id)
+        if job["status"] == "completed":  # a retry of a Finalize that did commit
+            return dict(job["counts"])
         jobs.set_phase(conn, vendor_id, job_id, "finalizing")
         totals = conn.execute(
             """SELECT coalesce(sum(rows_loaded), 0) AS rows, coalesce(sum(rows_inserted), 0) AS inserted,
@@ -89,7 +115,10 @@ def finalize(database: Database, s3: Any, job_id: UUID, vendor_id: UUID) -> dict
                  FROM ingestion_chunks WHERE vendor_id = %s AND job_id = %s""", (vendor_id, job_id)).fetchone()
         assert totals is not None
         counts = {k: int(v) for k, v in totals.items()}
-        counts["retired"] = _retire_missing(conn, job) if job["mode"] == "replace" and job["kind"] == "products" else 0
+        # A swapped-in bulk load replaced an empty catalog: nothing to retire, its leaves are analyzed.
+        swapped = job["plan"].get("merge") == BULK_LOAD and _swap_in_bulk_load(conn, job, counts)
+        retires = job["mode"] == "replace" and job["kind"] == "products" and not swapped
+        counts["retired"] = _retire_missing(conn, job) if retires else 0
         changed = counts["inserted"] + counts["updated"] + counts["retired"] > 0
         error_rows = conn.execute("SELECT count(*) AS n FROM ingestion_errors WHERE vendor_id = %s AND job_id = %s",
                                   (vendor_id, job_id)).fetchone()
@@ -97,7 +126,8 @@ def finalize(database: Database, s3: Any, job_id: UUID, vendor_id: UUID) -> dict
         if counts["error_rows"]:
             _write_errors_csv(conn, s3, job)
         if changed:
-            conn.execute("SELECT analyze_vendor_partitions(%s, %s)", (vendor_id, job["kind"]))
+            if not swapped:
+                conn.execute("SELECT analyze_vendor_partitions(%s, %s)", (vendor_id, job["kind"]))
             if job["kind"] == "products":
                 conn.execute("UPDATE vendors SET catalog_version = %s, updated_at = now() WHERE id = %s",
                              (job["catalog_version"], vendor_id))
@@ -108,7 +138,20 @@ def finalize(database: Database, s3: Any, job_id: UUID, vendor_id: UUID) -> dict
         _emit(conn, vendor_id, "job.completed", {"job_id": str(job_id), "kind": job["kind"], "mode": job["mode"],
                                                  "counts": counts})
         _drop_staging(conn, job_id, vendor_id)
+    if changed and job["kind"] == "products":
+        _publish_matching_snapshot(database, vendor_id)
     return counts
+
+
+def _publish_matching_snapshot(database: Database, vendor_id: UUID) -> None:
+    """Matching's feature snapshot for the new catalog version, built once here rather than on the first
+    match; a failure only means matching builds it on first use, so it never fails the job."""
+    from nutrimatch.matching.snapshot_store import publish_snapshot
+
+    try:
+        publish_snapshot(vendor_id, database)
+    except Exception:
+        logger.warning("matching snapshot not published; it will be built on first use", exc_info=True)
 
 
 def mark_failed(database: Database, job_id: UUID, vendor_id: UUID, error: dict[str, Any] | None) -> None:
@@ -121,6 +164,7 @@ def mark_failed(database: Database, job_id: UUID, vendor_id: UUID, error: dict[s
                     WHERE vendor_id = %s AND id = %s""", (Jsonb(reason), vendor_id, job_id))
             _emit(conn, vendor_id, "job.failed", {"job_id": str(job_id), "error": reason["code"]})
         _drop_staging(conn, job_id, vendor_id)
+        bulk.drop(conn, job)
 
 
 def _reason(error: dict[str, Any] | None) -> dict[str, Any]:

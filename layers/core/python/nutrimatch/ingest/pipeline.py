@@ -21,11 +21,16 @@ ASL_PATH = REPO_ROOT / "infra" / "statemachines" / "ingest.asl.json"
 STEP_HANDLERS: dict[str, str] = {
     "IngestPlanFunctionArn": "ingest_steps.plan",
     "IngestLoadChunkFunctionArn": "ingest_steps.load_chunk",
-    "IngestFindDuplicatesFunctionArn": "ingest_steps.find_duplicates",
+    "IngestPrepareMergeFunctionArn": "ingest_steps.prepare_merge",
     "IngestMergeChunkFunctionArn": "ingest_steps.merge_chunk",
+    "IngestIndexLeafFunctionArn": "ingest_steps.index_leaf",
     "IngestFinalizeFunctionArn": "ingest_steps.finalize",
     "IngestMarkFailedFunctionArn": "ingest_steps.mark_failed",
 }
+
+
+# Job-scoped scratch tables are read a few times and dropped: autovacuum would only compete for the cores.
+SCRATCH_STORAGE = "WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false)"
 
 
 def staging_table(job_id: object, chunk_no: int) -> str:
@@ -34,6 +39,10 @@ def staging_table(job_id: object, chunk_no: int) -> str:
 
 def duplicates_table(job_id: object) -> str:
     return f"duplicates_{str(job_id).replace('-', '')}"
+
+
+def changed_table(job_id: object) -> str:
+    return f"changed_{str(job_id).replace('-', '')}"
 
 
 class JobCancelled(Exception):

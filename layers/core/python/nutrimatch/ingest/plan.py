@@ -15,7 +15,7 @@ from nutrimatch.ingest.fields import IngestKind
 from nutrimatch.ingest.mapping import Basis, HeaderMapping, map_headers, normalize_header
 from nutrimatch.ingest.ranges import plan_ranges
 from nutrimatch.ingest.sniff import SNIFF_BYTES, Dialect, parse_header, sniff
-from nutrimatch.ingest.source import S3Object
+from nutrimatch.ingest.source import S3Object, SequentialReader
 from nutrimatch.settings import Settings
 
 MIN_CHUNK_BYTES = 1024 * 1024
@@ -65,15 +65,16 @@ def plan(settings: Settings, database: Database, s3: Any, job_id: UUID, vendor_i
         learned = learned_mappings(conn, vendor_id, job["kind"])
     source = S3Object(s3, job["s3_bucket"], job["s3_key"])
     size = source.size()
-    head = source.read_range(0, min(SNIFF_BYTES, size))
-    dialect = sniff(head)
-    headers = parse_header(head, dialect, at_eof=size <= len(head))
-    kind = IngestKind(job["kind"])
-    mapping = map_headers(headers, kind, learned)
-    if not mapping.ok:
-        raise InvalidInput(mapping.message or "required columns are missing")
-    basis = _nutrient_basis(mapping) if kind is IngestKind.PRODUCTS else Basis.PER_SERVING.value
-    ranges = plan_ranges(source, size, chunk_bytes(settings, size), dialect)
+    with SequentialReader(source, size) as reader:
+        head = reader.read_range(0, min(SNIFF_BYTES, size))
+        dialect = sniff(head)
+        headers = parse_header(head, dialect, at_eof=size <= len(head))
+        kind = IngestKind(job["kind"])
+        mapping = map_headers(headers, kind, learned)
+        if not mapping.ok:
+            raise InvalidInput(mapping.message or "required columns are missing")
+        basis = _nutrient_basis(mapping) if kind is IngestKind.PRODUCTS else Basis.PER_SERVING.value
+        ranges = plan_ranges(reader, size, chunk_bytes(settings, size), dialect)
     if ranges.ends_inside_quotes:
         raise InvalidInput("the file ends inside a quoted field: a quote (\") is never closed")
     stored_plan = {

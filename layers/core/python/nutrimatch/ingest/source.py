@@ -40,6 +40,46 @@ class S3Object:
             body.close()
 
 
+class SequentialReader:
+    """A RangeReader for a front-to-back scan (the planner's): one GET streams the object, and a range that
+    starts within the last one returned or where it ended continues that stream instead of a new GET (the
+    planner reads the head, then scans from just after the byte-order mark)."""
+
+    def __init__(self, source: S3Object, size: int) -> None:
+        self._source = source
+        self._size = size
+        self._body: Any = None
+        self._last = b""
+        self._last_start = 0
+        self._position = 0
+
+    def read_range(self, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        if self._body is None or not self._last_start <= start <= self._position:
+            self.close()
+            self._body = self._source.client.get_object(
+                Bucket=self._source.bucket, Key=self._source.key, Range=f"bytes={start}-{self._size - 1}")["Body"]
+            self._last, self._last_start, self._position = b"", start, start
+        parts = [self._last[start - self._last_start:end - self._last_start]]
+        while self._position < end and (part := self._body.read(end - self._position)):
+            parts.append(part)
+            self._position += len(part)
+        self._last, self._last_start = b"".join(parts), start
+        return self._last
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+
+    def __enter__(self) -> SequentialReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def transcode_to_utf8(blocks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
     """For encodings PostgreSQL cannot read (UTF-16): decode incrementally, re-encode as UTF-8."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
