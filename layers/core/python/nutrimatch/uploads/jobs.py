@@ -15,11 +15,7 @@ from pydantic import BaseModel
 
 from nutrimatch.db import Connection
 from nutrimatch.errors import Conflict, NotFound
-
-
-class JobKind(StrEnum):
-    PRODUCTS = "products"
-    CUSTOMERS = "customers"
+from nutrimatch.ingest.fields import IngestKind
 
 
 class JobMode(StrEnum):
@@ -48,7 +44,7 @@ UPLOAD_OPEN = (JobStatus.AWAITING_UPLOAD, JobStatus.UPLOADING)
 
 class IngestionJob(BaseModel):
     id: UUID
-    kind: JobKind
+    kind: IngestKind
     mode: JobMode
     status: JobStatus
     file_name: str

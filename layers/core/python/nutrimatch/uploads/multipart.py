@@ -24,8 +24,9 @@ from pydantic import BaseModel, Field
 
 from nutrimatch.db import scoped_transaction
 from nutrimatch.errors import DomainError, Gone, InvalidInput, PayloadTooLarge
+from nutrimatch.ingest.fields import IngestKind
 from nutrimatch.uploads import UploadContext, csvcheck, jobs
-from nutrimatch.uploads.jobs import IngestionJob, JobKind, JobMode, JobStatus, UploadMethod
+from nutrimatch.uploads.jobs import IngestionJob, JobMode, JobStatus, UploadMethod
 from nutrimatch.uploads.storage import (
     MAX_PARTS,
     StoredPart,
@@ -56,7 +57,7 @@ def expected_part_size(size_bytes: int, part_size: int, part_number: int) -> int
 
 
 class NewCsvUpload(BaseModel):
-    kind: JobKind
+    kind: IngestKind
     mode: JobMode = JobMode.UPSERT
     file_name: str = Field(min_length=1, max_length=500)
     size_bytes: int = Field(gt=0, description="The file's exact size; the parts must add up to it.")

@@ -36,8 +36,9 @@ from psycopg.types.json import Jsonb
 
 from nutrimatch.db import Connection, scoped_transaction
 from nutrimatch.errors import Conflict, DomainError, Gone, InvalidInput, NotFound, PayloadTooLarge
+from nutrimatch.ingest.fields import IngestKind
 from nutrimatch.uploads import UploadContext, csvcheck, jobs
-from nutrimatch.uploads.jobs import JobKind, JobMode, JobStatus, UploadMethod
+from nutrimatch.uploads.jobs import JobMode, JobStatus, UploadMethod
 from nutrimatch.uploads.storage import MAX_PARTS, MIN_PART_BYTES, UploadStore, object_key, tail_key
 
 TUS_VERSION = "1.0.0"
@@ -122,7 +123,7 @@ class TusUpload:
 
 @dataclass(frozen=True)
 class UploadOptions:
-    kind: JobKind
+    kind: IngestKind
     mode: JobMode
     file_name: str
     content_type: str
@@ -194,9 +195,9 @@ def upload_options(metadata: Mapping[str, str]) -> UploadOptions:
     problems: dict[str, str] = {}
     kind = mode = None
     try:
-        kind = JobKind(metadata.get("kind", ""))
+        kind = IngestKind(metadata.get("kind", ""))
     except ValueError:
-        problems["kind"] = f"must be one of {', '.join(JobKind)}"
+        problems["kind"] = f"must be one of {', '.join(IngestKind)}"
     try:
         mode = JobMode(metadata.get("mode") or JobMode.UPSERT)
     except ValueError:
