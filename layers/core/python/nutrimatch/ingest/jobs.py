@@ -73,6 +73,16 @@ def require_running(conn: Connection, vendor_id: UUID, job_id: UUID) -> dict[str
     return job
 
 
+def lock_chunk(conn: Connection, vendor_id: UUID, job_id: UUID, chunk_no: int) -> dict[str, Any]:
+    """A chunk's row, locked for the step working on it (a retried step waits for a stuck first attempt)."""
+    chunk = conn.execute(
+        "SELECT * FROM ingestion_chunks WHERE vendor_id = %s AND job_id = %s AND chunk_no = %s FOR UPDATE",
+        (vendor_id, job_id, chunk_no)).fetchone()
+    if chunk is None:
+        raise NotFound(f"chunk {chunk_no} of job {job_id} was never planned")
+    return chunk
+
+
 def set_phase(conn: Connection, vendor_id: UUID, job_id: UUID, phase: str, **fields: Any) -> None:
     assignments = ", ".join(f"{name} = %({name})s" for name in fields)
     conn.execute(

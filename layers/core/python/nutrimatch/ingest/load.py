@@ -99,10 +99,7 @@ def _write_errors(conn: Connection, errors: list[tuple[Any, ...]]) -> None:
 def load_chunk(database: Database, s3: Any, job_id: UUID, vendor_id: UUID, chunk_no: int) -> dict[str, Any]:
     with scoped_transaction(database.writer, vendor_id) as conn:
         job = jobs.require_running(conn, vendor_id, job_id)
-        chunk = conn.execute(
-            "SELECT * FROM ingestion_chunks WHERE vendor_id = %s AND job_id = %s AND chunk_no = %s FOR UPDATE",
-            (vendor_id, job_id, chunk_no)).fetchone()
-        assert chunk is not None, f"chunk {chunk_no} was never planned"
+        chunk = jobs.lock_chunk(conn, vendor_id, job_id, chunk_no)
         if chunk["status"] != "pending":
             return {"chunk_no": chunk_no, "rows": chunk["rows_loaded"], "method": chunk["load_method"]}
         plan = job["plan"]
