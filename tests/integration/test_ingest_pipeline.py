@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import time
 from decimal import Decimal
 
 import psycopg
@@ -63,15 +64,14 @@ def test_rows_land_in_the_vendors_partitions_and_on_the_replica(two_vendors, aws
     assert leaves and all(leaf.startswith(f"products_v_{vendor.id.hex}_p") for leaf in leaves)
     assert products_of(other.id) == {}
     replica = database.replica_url.replace("nutrimatch_app@", "postgres@")
-    import time
-
     deadline = time.monotonic() + 10
-    with psycopg.connect(replica) as conn:
-        while True:
+    while True:
+        # A fresh transaction per look: one held open would see a single snapshot and delay replay.
+        with psycopg.connect(replica, autocommit=True) as conn:
             count = conn.execute("SELECT count(*) FROM products WHERE vendor_id = %s", (vendor.id,)).fetchone()[0]
-            if count == 3 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        if count == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert count == 3
 
 

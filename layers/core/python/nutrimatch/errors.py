@@ -44,14 +44,5 @@ class Gone(DomainError):
     code = "gone"
 
 
-class RateLimited(DomainError):
-    code = "rate_limited"
-
-    def __init__(self, message: str, *, retry_after: int, headers: dict[str, str]) -> None:
-        super().__init__(message, details={"retry_after_seconds": retry_after})
-        self.retry_after = retry_after
-        self.headers = headers
-
-
 class DependencyUnavailable(DomainError):
     code = "dependency_unavailable"

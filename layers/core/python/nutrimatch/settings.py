@@ -130,10 +130,6 @@ class Settings(BaseSettings):
                 self.jwt_hs256_secret = None
         return self
 
-    @property
-    def replica_enabled(self) -> bool:
-        return bool(self.database_replica_url)
-
 
 def _with_database_secret(settings: Settings) -> Settings:
     """Build the connection URLs from the proxy endpoints and the app role's secret (AWS)."""

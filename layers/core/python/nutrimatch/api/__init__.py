@@ -49,7 +49,6 @@ _STATUS: dict[type[errors.DomainError], HTTPStatus] = {
     errors.InvalidInput: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     errors.Gone: HTTPStatus.GONE,
-    errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
     errors.DependencyUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 
@@ -105,8 +104,7 @@ def create_app() -> APIGatewayRestResolver:
 
     @app.exception_handler(errors.DomainError)
     def domain_error(error: errors.DomainError) -> Response[Any]:
-        headers = error.headers if isinstance(error, errors.RateLimited) else None
-        return error_response(status_for(error), error.code, error.message, error.details or None, headers)
+        return error_response(status_for(error), error.code, error.message, error.details or None)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[Any]:
