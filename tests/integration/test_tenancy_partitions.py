@@ -90,9 +90,22 @@ def test_offboarding_then_purge_drops_the_vendors_partitions(two_vendors, databa
     db = get_database()
     with pytest.raises(Exception, match="offboarded"):
         vendors.purge(db, vendor_a.id)
+    with scoped_transaction(db.writer, vendor_a.id) as conn:
+        job = uuid.uuid4()
+        conn.execute("""INSERT INTO ingestion_jobs (id, vendor_id, kind, mode, file_name, size_bytes, s3_bucket, s3_key,
+                                                    upload_method, created_by)
+                        VALUES (%s, %s, 'products', 'upsert', 'f.csv', 1, 'b', %s, 'multipart', 't')""",
+                     (job, vendor_a.id, f"incoming/{vendor_a.id}/{job}/f.csv"))
+        conn.execute("INSERT INTO header_mappings (vendor_id, kind, header_normalized, field, confirmed_by) "
+                     "VALUES (%s, 'products', 'sku', 'external_id', 't')", (vendor_a.id,))
+        conn.execute("INSERT INTO outbox_events (id, vendor_id, event_type, payload) VALUES (%s, %s, 'x', '{}')",
+                     (uuid.uuid4(), vendor_a.id))
     assert vendors.offboard(db, vendor_a.id).status == "deleted"
     vendors.purge(db, vendor_a.id)
     with database.admin() as conn:
+        for table in ("ingestion_jobs", "header_mappings", "outbox_events", "api_keys"):
+            left = conn.execute(f"SELECT count(*) FROM {table} WHERE vendor_id = %s", (vendor_a.id,)).fetchone()
+            assert left == (0,), table
         assert conn.execute("SELECT to_regclass(%s)", (_partition("products", vendor_a.id),)).fetchone() == (None,)
         assert conn.execute("SELECT count(*) FROM vendors WHERE id = %s", (vendor_a.id,)).fetchone() == (0,)
 
