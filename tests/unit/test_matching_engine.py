@@ -83,9 +83,10 @@ def assert_safe(catalog: list[dict[str, object]], ranked_ids: list[uuid.UUID], p
 @settings(max_examples=300, deadline=None)
 @given(catalog=st.lists(products(), max_size=80, unique_by=lambda p: p["id"]), plan=plans(),
        filters=filters, k=st.integers(1, 15), allow_unknown=st.booleans(), leaf_size=st.sampled_from([1, 3, 8, 64]),
-       probe=st.sampled_from([1, 16, 4096]))
-def test_engine_equals_brute_force_oracle(catalog, plan, filters, k, allow_unknown, leaf_size, probe):
-    with mock.patch.object(snapshot, "LEAF_SIZE", leaf_size), mock.patch.object(engine, "PROBE_PRODUCTS", probe):
+       group_leaves=st.sampled_from([1, 2, 5, 64]), probe=st.sampled_from([1, 16, 4096]))
+def test_engine_equals_brute_force_oracle(catalog, plan, filters, k, allow_unknown, leaf_size, group_leaves, probe):
+    with mock.patch.object(snapshot, "LEAF_SIZE", leaf_size), mock.patch.object(snapshot, "GROUP_LEAVES", group_leaves), \
+            mock.patch.object(engine, "PROBE_PRODUCTS", probe):
         features = snapshot.from_products(VENDOR, 7, catalog)
         ranking = rank(features, plan, k=k, filters=filters, allow_unknown_allergens=allow_unknown)
     expected = oracle.top_k(catalog, plan, k=k, filters=filters, allow_unknown_allergens=allow_unknown)
@@ -116,11 +117,12 @@ TYPICAL_AMOUNTS = {"sodium_mg": 350, "added_sugar_g": 4, "sugar_g": 8, "saturate
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), plan=plans(), k=st.integers(1, 30))
-def test_pruning_is_exact_on_larger_catalogs(seed, plan, k):
-    """Many leaves, small probes: most leaves are pruned, and the answer is still the oracle's."""
+@given(seed=st.integers(0, 2**32 - 1), plan=plans(), k=st.integers(1, 30), group_leaves=st.sampled_from([3, 16]))
+def test_pruning_is_exact_on_larger_catalogs(seed, plan, k, group_leaves):
+    """Many leaves and groups, small probes: most are pruned, and the answer is still the oracle's."""
     catalog = random_catalog(random.Random(seed), 2000)
-    with mock.patch.object(snapshot, "LEAF_SIZE", 8), mock.patch.object(engine, "PROBE_PRODUCTS", 24):
+    with mock.patch.object(snapshot, "LEAF_SIZE", 8), mock.patch.object(snapshot, "GROUP_LEAVES", group_leaves), \
+            mock.patch.object(engine, "PROBE_PRODUCTS", 24):
         features = snapshot.from_products(VENDOR, 1, catalog)
         ranking = rank(features, plan, k=k)
     expected = oracle.top_k(catalog, plan, k=k)

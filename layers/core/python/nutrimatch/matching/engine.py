@@ -8,8 +8,9 @@ For one request:
 2. The plan's lookup table gives each feature level its points (scoring.py): a product's score is a sum of
    9 lookups, and a node's bound is the sum, per feature, of the best points over the node's level range.
 3. Leaves with no eligible product are dropped (their masks, category and lowest price say so); the others
-   are bounded. The best-bound leaves are scored first (a few thousand products, found without sorting):
-   their k-th best score is a threshold that discards most leaves unsorted. The rest are scored best bound
+   are bounded, after their groups (runs of consecutive leaves): the best-bound leaves of the best-bound groups
+   are scored first (a few thousand products, found without sorting), and their k-th best score is a threshold
+   that discards most groups and leaves unsorted, and spares bounding the leaves of the discarded groups. The rest are scored best bound
    first, in growing batches, keeping the k best (score desc, id asc), until the k-th best score beats the
    bound of every leaf left. A leaf whose bound only equals it may hold a tie with a smaller id, so it is
    scored too.
@@ -110,11 +111,11 @@ class _Search:
             keep &= s.leaf_min_price_cents <= self.max_cents
         return np.flatnonzero(keep)
 
-    def bounds(self, sparse_table: npt.NDArray[np.int32]) -> Indexes:
-        """Per leaf, the best score its products can reach: per feature, the best points over its level range.
-
-        Computed for every leaf at once: cheaper than picking the viable leaves' cells first."""
-        cells = sparse_table[self.snapshot.leaf_range_index]
+    @staticmethod
+    def bounds(sparse_table: npt.NDArray[np.int32], range_index: Indexes) -> Indexes:
+        """Per node (leaf or group), the best score its products can reach: per feature, the best points over
+        the node's level range."""
+        cells = sparse_table[range_index]
         best = np.maximum(cells[0], cells[1], out=cells[0])
         total: Indexes = best.sum(axis=0, dtype=np.int64)
         return total
@@ -134,26 +135,33 @@ class _Search:
         self.best, self.best_scores = _top(s, np.r_[self.best, members], np.r_[self.best_scores, scores], self.k)
 
     def run(self, sparse_table: npt.NDArray[np.int32]) -> None:
+        s = self.snapshot
         leaves = self.viable_leaves()
-        bounds = self.bounds(sparse_table)[leaves]
-        # Probe: the best-bound leaves, found without sorting, give a threshold that discards most of the rest.
-        batch = max(1, PROBE_PRODUCTS * self.snapshot.leaves // self.snapshot.size)
+        # A leaf can score no more than its group: the groups' bounds say which leaves need bounds of their own.
+        group_bounds = self.bounds(sparse_table, s.group_range_index)[leaves // s.group_leaves]
+        # Probe: the best-bound leaves of the best-bound groups, found without sorting, give a threshold that
+        # discards most of the rest.
+        batch = max(1, PROBE_PRODUCTS * s.leaves // s.size)
         if batch < len(leaves):
-            first = np.argpartition(-bounds, batch - 1)[:batch]
+            candidates = np.argpartition(-group_bounds, min(4 * batch, len(leaves)) - 1)[:4 * batch]
+            bounds = self.bounds(sparse_table, s.leaf_range_index[:, :, leaves[candidates]])
+            first = candidates[np.argpartition(-bounds, batch - 1)[:batch]]
             self.score_leaves(leaves[first])
-            rest = np.ones(len(leaves), dtype=bool)
+            rest = group_bounds >= self.threshold
             rest[first] = False
-            rest &= bounds >= self.threshold
-            leaves, bounds = leaves[rest], bounds[rest]
+            leaves = leaves[rest]
+        bounds = self.bounds(sparse_table, s.leaf_range_index[:, :, leaves])
+        reachable = bounds >= self.threshold
+        leaves, bounds = leaves[reachable], bounds[reachable]
         order = np.argsort(-bounds, kind="stable")
         leaves, bounds = leaves[order], -bounds[order]  # ascending, for searchsorted
         done = 0
         while done < len(leaves):
             # only leaves bounded at or above the threshold can still place a product
-            reachable = int(np.searchsorted(bounds, -self.threshold, side="right"))
-            if reachable <= done:
+            reachable_count = int(np.searchsorted(bounds, -self.threshold, side="right"))
+            if reachable_count <= done:
                 break
-            end = min(reachable, done + batch)
+            end = min(reachable_count, done + batch)
             self.score_leaves(leaves[done:end])
             done, batch = end, batch * 2
 

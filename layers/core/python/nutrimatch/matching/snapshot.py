@@ -12,7 +12,8 @@ Layout: products are grouped by category, and each category is cut into leaves o
 k-d split on the feature levels (near the median of the widest level range, recursively). Each leaf keeps
 the range of every feature's level, the AND of its allergen masks, the OR of its diet masks, its category,
 whether any product declares allergens and its lowest price: enough to bound the best score a leaf can hold
-and to skip leaves no product of which is eligible (engine.py).
+and to skip leaves no product of which is eligible (engine.py). Runs of GROUP_LEAVES consecutive leaves
+(neighbours in k-d order) keep their level ranges too, so that one bound can rule out a whole run.
 
 The snapshot is a function of the catalog at one `catalog_version`; it is rebuilt or reloaded whenever the
 version changes (snapshot_store.py). `build` reads the catalog in one REPEATABLE READ transaction so the
@@ -41,12 +42,14 @@ from nutrimatch.matching.scoring import SCORING_VERSION
 from nutrimatch.vocabulary import ALLERGENS, DIET_TAGS, Vocabulary
 
 LEAF_SIZE = 64
+GROUP_LEAVES = 64
+"""Consecutive leaves bounded together: a group bounded below the threshold spares bounding its leaves."""
 SPAN_STEPS = LEVELS.bit_length()
 """Powers of two a level range can span: 1, 2, 4, ..., LEVELS."""
 PRICE_BITS = 40
 NO_PRICE = (1 << PRICE_BITS) - 1
 """Cents of an unknown price: above every real one (numeric(12,2) stays below 10**12 cents < 2**40)."""
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 NO_CATEGORY = -1
 
 UInt8s = npt.NDArray[np.uint8]
@@ -63,6 +66,7 @@ class FeatureSnapshot:
     catalog_version: int
     categories: tuple[str, ...]
     build_seconds: float
+    group_leaves: int
     # per product, in leaf order
     id_halves: UInt64s  # (n, 2)
     levels: UInt8s  # (n, F)
@@ -81,6 +85,8 @@ class FeatureSnapshot:
     leaf_range_index: Int64s
     """(2, F, L): per leaf and feature, the two cells of a sparse table whose max is the best over the leaf's
     level range (see range_index)."""
+    group_range_index: Int64s
+    """(2, F, G): the same for groups of GROUP_LEAVES consecutive leaves (leaf i is in group i // group_leaves)."""
     leaf_allergens_all: UInt64s
     leaf_diet_tags_any: UInt64s
     leaf_any_known: Bools
@@ -114,7 +120,7 @@ class FeatureSnapshot:
         """An uncompressed .npz (no pickles); `from_bytes` reads it back."""
         meta = {"format": FORMAT_VERSION, "scoring": SCORING_VERSION, "vendor_id": str(self.vendor_id),
                 "catalog_version": self.catalog_version, "categories": list(self.categories),
-                "build_seconds": self.build_seconds, "allergens": _vocabulary_layout(ALLERGENS),
+                "build_seconds": self.build_seconds, "group_leaves": self.group_leaves, "allergens": _vocabulary_layout(ALLERGENS),
                 "diet_tags": _vocabulary_layout(DIET_TAGS)}
         buffer = io.BytesIO()
         arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **self._arrays()}
@@ -130,7 +136,8 @@ class FeatureSnapshot:
                 raise ValueError("snapshot written by another format, scoring or vocabulary version")
             arrays = {name: archive[name] for name in archive.files if name != "meta"}
         return cls(vendor_id=UUID(meta["vendor_id"]), catalog_version=int(meta["catalog_version"]),
-                   categories=tuple(meta["categories"]), build_seconds=float(meta["build_seconds"]), **arrays)
+                   categories=tuple(meta["categories"]), build_seconds=float(meta["build_seconds"]),
+                   group_leaves=int(meta["group_leaves"]), **arrays)
 
 
 def _vocabulary_layout(vocabulary: Vocabulary) -> dict[str, int]:
@@ -243,12 +250,16 @@ def assemble(vendor_id: UUID, catalog_version: int, categories: tuple[str, ...],
         return reduce.reduceat(values, starts, axis=0)
 
     low, high = per_leaf(np.minimum, levels).astype(np.int64), per_leaf(np.maximum, levels).astype(np.int64)
+    group_starts = np.arange(0, len(starts), GROUP_LEAVES)
+    group_low, group_high = (np.minimum.reduceat(low, group_starts, axis=0) if len(starts) else low,
+                             np.maximum.reduceat(high, group_starts, axis=0) if len(starts) else high)
     return FeatureSnapshot(
         vendor_id=vendor_id, catalog_version=catalog_version, categories=categories,
-        build_seconds=round(time.perf_counter() - started, 3),
+        build_seconds=round(time.perf_counter() - started, 3), group_leaves=GROUP_LEAVES,
         id_halves=np.frombuffer(columns.id_bytes, dtype=">u8").reshape(-1, 2)[order].astype(np.uint64),
         levels=levels, signature=signature, price_cents=price, **table,
         leaf_offsets=offsets, leaf_range_index=range_index(low.T, high.T),
+        group_range_index=range_index(group_low.T, group_high.T),
         leaf_allergens_all=per_leaf(np.bitwise_and, table["sig_allergens"][signature]),
         leaf_diet_tags_any=per_leaf(np.bitwise_or, table["sig_diet_tags"][signature]),
         leaf_any_known=per_leaf(np.logical_or, table["sig_allergens_known"][signature]),
@@ -291,13 +302,14 @@ _CATEGORIES = """
      WHERE vendor_id = %(vendor)s AND status = 'active' AND category IS NOT NULL GROUP BY 1 ORDER BY 1
 """
 # One row per active product, every field fixed-width and non-null so binary COPY rows have one size and
-# numpy can read them in place. Masks are computed once per distinct (allergens, dietary_tags) pair.
+# numpy can read them in place. Masks are computed once per distinct (allergens, dietary_tags) pair
+# (MATERIALIZED: inlined, the planner would compute them again for every row).
 _PRODUCT_ROWS = """
 COPY (
     WITH pairs AS (
         SELECT DISTINCT coalesce(allergens, '{{}}') AS allergens, dietary_tags
           FROM products WHERE vendor_id = %(vendor)s AND status = 'active'
-    ), masks AS (
+    ), masks AS MATERIALIZED (
         SELECT pairs.allergens, pairs.dietary_tags,
                (SELECT coalesce(bit_or(v.mask), 0) FROM unnest(pairs.allergens) a(code)
                   JOIN unnest(%(allergen_codes)s::text[], %(allergen_masks)s::int8[]) v(code, mask) USING (code)
@@ -389,5 +401,8 @@ def build(conn: Connection, vendor_id: UUID) -> FeatureSnapshot:
     params = {"vendor": vendor_id, "no_price": NO_PRICE, "categories": list(categories),
               "allergen_codes": allergen_codes, "allergen_masks": allergen_masks,
               "diet_codes": diet_codes, "diet_masks": diet_masks}
+    # The masks of the few distinct (allergens, tags) pairs join every row by hash: the planner, expecting
+    # far more pairs, would sort the whole catalog for a merge join instead.
+    conn.execute("SET LOCAL enable_mergejoin = off")
     columns = _joined([_columns_of(rows) for rows in _binary_rows(conn, params)])
     return assemble(vendor_id, int(version["catalog_version"]), categories, columns, started)
