@@ -11,6 +11,7 @@ from nutrimatch.db import get_database
 from nutrimatch.ingest.bulk import index_leaf as index_job_leaf
 from nutrimatch.ingest.finalize import finalize as finalize_job
 from nutrimatch.ingest.finalize import mark_failed as mark_job_failed
+from nutrimatch.ingest.finalize import publish_matching_snapshot
 from nutrimatch.ingest.load import load_chunk as load_job_chunk
 from nutrimatch.ingest.merge import merge_chunk as merge_job_chunk
 from nutrimatch.ingest.merge import prepare_merge as prepare_job_merge
@@ -67,6 +68,12 @@ def index_leaf(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def finalize(event: dict[str, Any], context: Any) -> dict[str, Any]:
     job_id, vendor_id = _ids(event)
     return finalize_job(get_database(), aws.client("s3"), job_id, vendor_id)
+
+
+@step
+def publish_snapshot(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job_id, vendor_id = _ids(event)
+    return publish_matching_snapshot(get_database(), job_id, vendor_id)
 
 
 @step

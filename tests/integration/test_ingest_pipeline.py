@@ -11,10 +11,12 @@ import pytest
 
 from nutrimatch import aws
 from nutrimatch.db import get_database, scoped_transaction
+from nutrimatch.ingest.executions import LocalStarter
 from nutrimatch.ingest.finalize import errors_key
 from nutrimatch.ingest.plan import remember_mapping
+from nutrimatch.matching import snapshot_store
 from nutrimatch.settings import get_settings
-from tests.integration.ingest_support import errors_of, ingest, products_of
+from tests.integration.ingest_support import create_uploaded_job, errors_of, ingest, products_of, run_job
 
 HEADER = "SKU,Product Name,Brand,Kcal,Protein (g),Sodium (mg),Allergens,Dietary Tags,Price\n"
 ROWS = [
@@ -53,6 +55,30 @@ def test_a_clean_file_becomes_live_products(two_vendors, aws_resources):
                               (vendor.id,)).fetchall()
     assert [e["event_type"] for e in events] == ["job.completed"]
     assert events[0]["payload"]["counts"]["inserted"] == 3
+
+
+def test_the_execution_publishes_the_matching_snapshot_of_the_new_catalog_version(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    uploaded = create_uploaded_job(vendor.id, (HEADER + "\n".join(ROWS) + "\n").encode())
+    job = run_job(uploaded)
+    assert LocalStarter.runtime().wait(str(uploaded.job_id)).status == "SUCCEEDED"
+    published = snapshot_store.load_published(get_settings(), vendor.id, job["catalog_version"])
+    assert published is not None
+    assert (published.catalog_version, published.size) == (1, 3)
+
+
+def test_a_snapshot_that_cannot_be_published_leaves_the_job_completed(two_vendors, aws_resources, monkeypatch):
+    vendor, _ = two_vendors
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("snapshot store unavailable")
+
+    monkeypatch.setattr(snapshot_store, "publish_snapshot", broken)
+    uploaded = create_uploaded_job(vendor.id, (HEADER + "\n".join(ROWS) + "\n").encode())
+    job = run_job(uploaded)
+    assert job["status"] == "completed"
+    assert LocalStarter.runtime().wait(str(uploaded.job_id)).status == "SUCCEEDED"
+    assert snapshot_store.load_published(get_settings(), vendor.id, job["catalog_version"]) is None
 
 
 def test_rows_land_in_the_vendors_partitions_and_on_the_replica(two_vendors, aws_resources, database):

@@ -3,14 +3,14 @@
 Finalize swaps a bulk load's shadow partitions in (their statistics were gathered leaf by leaf when they were
 indexed), retires what a `replace` file no longer lists, refreshes statistics of the vendor's partitions
 only, writes errors.csv to S3, bumps the vendor's catalog version when anything changed, records
-`job.completed` in the outbox, and drops the job's staging tables. MarkFailed records why a job failed, emits
+`job.completed` in the outbox, and drops the job's staging tables. PublishMatchingSnapshot then builds
+matching's snapshot of the new catalog version. MarkFailed records why a job failed, emits
 `job.failed` and drops the job's staging tables and shadow.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 import uuid
 from typing import Any
@@ -25,7 +25,6 @@ from nutrimatch.ingest.merge import BULK_LOAD, upsert, written_columns
 from nutrimatch.ingest.pipeline import changed_table, duplicates_table, staging_table
 from nutrimatch.ingest.validate import Interpretation
 
-logger = logging.getLogger(__name__)
 ERRORS_CSV_HEADER = "row_number,column,value,reason\n"
 SPOOL_BYTES = 8 * 1024 * 1024
 # The swap waits this long at most for the vendor's partition (a long read of it); then the step is retried.
@@ -138,20 +137,22 @@ def finalize(database: Database, s3: Any, job_id: UUID, vendor_id: UUID) -> dict
         _emit(conn, vendor_id, "job.completed", {"job_id": str(job_id), "kind": job["kind"], "mode": job["mode"],
                                                  "counts": counts})
         _drop_staging(conn, job_id, vendor_id)
-    if changed and job["kind"] == "products":
-        _publish_matching_snapshot(database, vendor_id)
     return counts
 
 
-def _publish_matching_snapshot(database: Database, vendor_id: UUID) -> None:
-    """Matching's feature snapshot for the new catalog version, built once here rather than on the first
-    match; a failure only means matching builds it on first use, so it never fails the job."""
-    from nutrimatch.matching.snapshot_store import publish_snapshot
+def publish_matching_snapshot(database: Database, job_id: UUID, vendor_id: UUID) -> dict[str, Any]:
+    """The PublishMatchingSnapshot step, after Finalize: matching's feature snapshot of the catalog version the
+    job made, built once here rather than on the first match. The job is already completed; the state machine
+    catches a failure here (matching then builds the snapshot on first use), so it never fails the job."""
+    from nutrimatch.matching.snapshot_store import publish_snapshot  # numpy: only this step's Lambda loads it
 
-    try:
-        publish_snapshot(vendor_id, database)
-    except Exception:
-        logger.warning("matching snapshot not published; it will be built on first use", exc_info=True)
+    with scoped_transaction(database.writer, vendor_id) as conn:
+        job = jobs.fetch(conn, vendor_id, job_id)
+    if job["kind"] != "products" or job["status"] != "completed" or job["catalog_version"] is None:
+        return {"published": False}
+    published = publish_snapshot(vendor_id, database)
+    return {"published": True, "catalog_version": published.catalog_version, "products": published.size,
+            "build_seconds": published.build_seconds}
 
 
 def mark_failed(database: Database, job_id: UUID, vendor_id: UUID, error: dict[str, Any] | None) -> None:

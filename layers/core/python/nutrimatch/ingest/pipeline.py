@@ -25,6 +25,7 @@ STEP_HANDLERS: dict[str, str] = {
     "IngestMergeChunkFunctionArn": "ingest_steps.merge_chunk",
     "IngestIndexLeafFunctionArn": "ingest_steps.index_leaf",
     "IngestFinalizeFunctionArn": "ingest_steps.finalize",
+    "IngestPublishSnapshotFunctionArn": "ingest_steps.publish_snapshot",
     "IngestMarkFailedFunctionArn": "ingest_steps.mark_failed",
 }
 

@@ -10,10 +10,10 @@ For one request:
 3. Leaves with no eligible product are dropped (their masks, category and lowest price say so); the others
    are bounded, after their groups (runs of consecutive leaves): the best-bound leaves of the best-bound groups
    are scored first (a few thousand products, found without sorting), and their k-th best score is a threshold
-   that discards most groups and leaves unsorted, and spares bounding the leaves of the discarded groups. The rest are scored best bound
-   first, in growing batches, keeping the k best (score desc, id asc), until the k-th best score beats the
-   bound of every leaf left. A leaf whose bound only equals it may hold a tie with a smaller id, so it is
-   scored too.
+   that discards most groups and leaves unsorted, and spares bounding the leaves of the discarded groups. The
+   rest are scored best bound first, in growing batches, keeping the k best (score desc, id asc), until the
+   k-th best score beats the bound of every leaf left. A leaf whose bound only equals it may hold a tie with a
+   smaller id, so it is scored too.
 The result is the exact top k of the whole eligible catalog: the list a full scan gives.
 """
 

@@ -120,8 +120,8 @@ class FeatureSnapshot:
         """An uncompressed .npz (no pickles); `from_bytes` reads it back."""
         meta = {"format": FORMAT_VERSION, "scoring": SCORING_VERSION, "vendor_id": str(self.vendor_id),
                 "catalog_version": self.catalog_version, "categories": list(self.categories),
-                "build_seconds": self.build_seconds, "group_leaves": self.group_leaves, "allergens": _vocabulary_layout(ALLERGENS),
-                "diet_tags": _vocabulary_layout(DIET_TAGS)}
+                "build_seconds": self.build_seconds, "group_leaves": self.group_leaves,
+                "allergens": _vocabulary_layout(ALLERGENS), "diet_tags": _vocabulary_layout(DIET_TAGS)}
         buffer = io.BytesIO()
         arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **self._arrays()}
         np.savez(buffer, **arrays)

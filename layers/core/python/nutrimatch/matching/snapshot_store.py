@@ -8,9 +8,9 @@ under a second at 2M products), and failing that builds it from the database (se
 build or load per vendor at a time: concurrent requests for the same vendor wait for it instead of
 repeating it.
 
-Ingestion calls `publish_snapshot(vendor_id)` once the finalize transaction that bumped catalog_version has
-committed. S3 keys name the format, scoring version, vendor and catalog version, so a key is never reused
-for different contents; snapshots hold catalog features only (no PHI).
+Ingestion's PublishMatchingSnapshot step calls `publish_snapshot(vendor_id)` once the Finalize transaction
+that bumped catalog_version has committed. S3 keys name the format, scoring version, vendor and catalog
+version, so a key is never reused for different contents; snapshots hold catalog features only (no PHI).
 """
 
 from __future__ import annotations
