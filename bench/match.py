@@ -7,11 +7,12 @@ SQL query, on the same data in the same run.
    encrypted, audited.
 2. Publishes the vendor's feature snapshot as ingest finalize does (build time, size, the builder's peak
    RSS) and reads it back from S3 (the cold-start path of a new process).
-3. With --clients threads calling nutrimatch.matching.service.match_customer exactly as functions/matches.py
-   does (profile read + audit row, Redis, snapshot, engine, live-row check): one pass over the customers,
-   every request a cache miss (uncached), then the same customers again (cached). The same with --clients
-   processes (one request at a time each, as Lambda instances serve; each loads the snapshot from S3 first),
-   a lone client (the path without contention), and the engine alone.
+3. With --clients processes calling nutrimatch.matching.service.match_customer exactly as functions/matches.py
+   does (profile read + audit row, Redis, snapshot, engine, live-row check), one request at a time each as
+   Lambda instances serve (each loads the snapshot from S3 first): one pass over the customers, every request
+   a cache miss (uncached), then the same customers again (cached). These are the headline figures. The same
+   with --clients threads of one process (sharing one interpreter lock), a lone client (the path without
+   contention), and the engine alone.
 4. Baselines with the same clients: the seed's match_products_for_customer body (LIMIT 200 then a two-branch
    CASE), and a brute-force exact query: the same score written in SQL, over every eligible row, ORDER BY
    score DESC, id LIMIT k. oracle_agreement is the share of those requests whose top k (ids and order) equals
@@ -322,10 +323,10 @@ def main() -> None:
     print(f"\n{'exact top-' + str(args.k) + ', ' + format(args.products, ',') + ' products':<44}"
           f"{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
     for label, count, figures in (
-            (f"matching, uncached ({args.clients} clients)", len(uncached_ms), ours),
-            (f"matching, cached ({args.clients} clients)", len(cached_ms), cached),
             (f"matching, uncached ({args.clients} processes)", len(process_ms), apart_ours),
             (f"matching, cached ({args.clients} processes)", len(process_cached_ms), apart_cached),
+            (f"matching, uncached ({args.clients} threads)", len(uncached_ms), ours),
+            (f"matching, cached ({args.clients} threads)", len(cached_ms), cached),
             ("matching, uncached (1 client)", len(single_ms), single),
             ("  engine alone (1 client)", len(engine_ms), engine),
             (f"seed LIMIT-200 SQL ({args.clients} clients)", len(seed_ms), seed),
@@ -333,14 +334,15 @@ def main() -> None:
         print(f"{label:<44}{count:>6}{figures['p50']:>9}{figures['p95']:>9}{figures['p99']:>9}")
     agreement = agreeing / max(1, len(brute_jobs))
     print(f"oracle agreement: {agreeing}/{len(brute_jobs)}; target p95 ≤ {TARGET_P95_MS} ms uncached: "
-          f"{'met' if ours['p95'] <= TARGET_P95_MS else 'NOT met'}; products scored per request (median) "
+          f"{'met' if apart_ours['p95'] <= TARGET_P95_MS else 'NOT met'}; products scored per request (median) "
           f"{statistics.median(scored):,.0f}")
     result = {
         "products": args.products, "clients": args.clients, "k": args.k, "customers": len(customers),
-        "p50_ms": ours["p50"], "p95_ms": ours["p95"], "p99_ms": ours["p99"],
-        "p50_ms_cached": cached["p50"], "p95_ms_cached": cached["p95"], "p99_ms_cached": cached["p99"],
-        "p50_ms_processes": apart_ours["p50"], "p95_ms_processes": apart_ours["p95"],
-        "p99_ms_processes": apart_ours["p99"], "p95_ms_cached_processes": apart_cached["p95"],
+        "p50_ms": apart_ours["p50"], "p95_ms": apart_ours["p95"], "p99_ms": apart_ours["p99"],
+        "p50_ms_cached": apart_cached["p50"], "p95_ms_cached": apart_cached["p95"],
+        "p99_ms_cached": apart_cached["p99"],
+        "p50_ms_threads": ours["p50"], "p95_ms_threads": ours["p95"], "p99_ms_threads": ours["p99"],
+        "p50_ms_cached_threads": cached["p50"], "p95_ms_cached_threads": cached["p95"],
         "p50_ms_one_client": single["p50"], "p95_ms_one_client": single["p95"],
         "p50_ms_engine_alone": engine["p50"], "p95_ms_engine_alone": engine["p95"],
         "p50_ms_seed_limit200": seed["p50"], "p95_ms_seed_limit200": seed["p95"],

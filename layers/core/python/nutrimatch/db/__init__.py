@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -69,13 +69,16 @@ class Database:
 @contextmanager
 def scoped_transaction(
     pool: ConnectionPool[Connection], vendor_id: UUID | str | None, *, platform_admin: bool = False,
-    read_only: bool = False,
+    read_only: bool = False, pipelined: bool = False,
 ) -> Iterator[Connection]:
     """A transaction whose row-level security scope is the given vendor (none: no tenant rows visible).
 
     `platform_admin` opens the vendors table (not tenant data) to the platform's own administrators.
+    `pipelined` runs it in pipeline mode: statements are sent without waiting for the previous one's result,
+    so BEGIN and the scope travel with the first query, and the last statements with COMMIT — one round trip
+    each instead of one per statement (no COPY in pipeline mode; an error may surface at a later statement).
     """
-    with pool.connection() as conn, conn.transaction():
+    with pool.connection() as conn, conn.pipeline() if pipelined else nullcontext(), conn.transaction():
         if read_only:
             conn.execute("SET TRANSACTION READ ONLY")
         conn.execute(

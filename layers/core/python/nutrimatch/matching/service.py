@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -77,8 +78,9 @@ class _Matching:
                        allow_unknown_allergens=self.allow_unknown)
         rows = {row["id"]: row for row in conn.execute(
             _PRODUCTS, (self.vendor_id, [item.product_id for item in ranking.items]))}
-        live = [(item, rows[item.product_id]) for item in ranking.items if item.product_id in rows
-                and is_eligible(rows[item.product_id], self.plan, self.filters, self.allow_unknown)][:self.query.k]
+        live = list(islice(((item, rows[item.product_id]) for item in ranking.items if item.product_id in rows
+                            and is_eligible(rows[item.product_id], self.plan, self.filters, self.allow_unknown)),
+                           self.query.k))
         amounts = [amounts_per_serving(row) for _, row in live]
         matches = [_match(item, row, self.plan, row_amounts, row_reasons) for (item, row), row_amounts, row_reasons
                    in zip(live, amounts, self.plan.reasons(amounts), strict=True)]
@@ -93,12 +95,14 @@ def match_customer(actor: Actor, request: RequestInfo, customer_id: UUID, query:
             "platform administrators must give a reason to use health data: send X-Access-Justification")
     database, store, cache = get_database(), process_store(), ResultCache(get_settings())
     computed: CachedMatches | None = None
-    with scoped_transaction(database.writer, vendor_id) as conn:
+    # Pipelined: the scope, vendor and profile reads go in one round trip; the audit row goes with COMMIT.
+    with scoped_transaction(database.writer, vendor_id, pipelined=True) as conn:
+        vendor_read = conn.execute(_VENDOR, (vendor_id,))
         stored = load_profile(conn, vendor_id, customer_id)
         if stored is None:
             raise HealthProfileMissing("this customer has no health profile yet: PUT one before matching",
                                        details={"customer_id": str(customer_id)})
-        vendor = conn.execute(_VENDOR, (vendor_id,)).fetchone()
+        vendor = vendor_read.fetchone()
         assert vendor is not None  # the caller's own vendor: the authorizer found it
         matching = _Matching(vendor_id, stored, plan_for(stored.profile.conditions, stored.limits), query,
                              vendor["catalog_version"], bool(vendor["allow_unknown_allergens"]))

@@ -149,14 +149,14 @@ def process_store() -> SnapshotStore:
 
 
 def publish_snapshot(vendor_id: UUID, database: Database | None = None) -> FeatureSnapshot:
-    """Ingest finalize hook: build the vendor's snapshot at its current catalog version and publish it.
+    """Ingestion's last step: build the vendor's snapshot at its current catalog version and publish it.
 
     Call it after the transaction that bumped `vendors.catalog_version` has committed (a snapshot published
     for a version that then rolled back could be served for a later, different catalog of the same number).
-    The snapshot is also kept by this process. Failure here only costs matching a build on first use.
+    Not kept by this process: the publishing step serves no matches. Failure here only costs matching a build
+    on first use.
     """
     database = database or get_database()
     found = build_from_database(database, vendor_id)
     publish(database.settings, found)
-    process_store().put(database, found)
     return found
