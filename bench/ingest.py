@@ -4,7 +4,8 @@
 (b) first load: upload done → job completed: rows live, searchable, analyzed (the real state machine, run
     locally; its last step, publishing matching's snapshot of the new catalog, follows and is timed apart);
 (c) re-ingest of the unchanged file; (d) a first load of a file with 1 % bad rows.
-Prints each time, the ratios (b)/(a) and (c)/(a), and the peak RSS of the process running the chunk workers.
+Prints each time, the ratios (b)/(a) and (c)/(a), and the peak RSS of the process running the chunk workers (a
+fresh process per job, as a fresh Lambda; measured until the job completed).
 
     .venv/bin/python bench/ingest.py --rows 2000000
 """
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
+import os
 import sys
 import time
 import uuid
@@ -57,8 +60,9 @@ def _data_directories() -> list[str]:
 
 
 def stack_cpu_seconds() -> float:
-    """CPU seconds used so far by the local servers: this run's children (the embedded stack: moto, Redis) and
-    the PostgreSQL servers (pg_ctl detaches them) with their backends, finished ones included."""
+    """CPU seconds used so far by the local servers: this run's children (the embedded stack: moto, Redis; the
+    pipeline's worker process) and the PostgreSQL servers (pg_ctl detaches them) with their backends, finished
+    ones included."""
     processes = psutil.Process().children(recursive=True)
     directories = _data_directories()
     for process in psutil.process_iter(["cmdline"]):
@@ -85,8 +89,8 @@ class CpuUse:
         self.own = sum(psutil.Process().cpu_times()[:2]) - self._own
 
     def __str__(self) -> str:
-        return (f"CPU seconds: servers {self.stack:.1f} (PostgreSQL primary and replica, moto), "
-                f"benchmark process {self.own:.1f}")
+        return (f"CPU seconds: servers {self.stack:.1f} (PostgreSQL primary and replica, moto, the pipeline's "
+                f"worker process), benchmark process {self.own:.1f}")
 
 
 def raw_copy_seconds(path: Path) -> float:
@@ -124,8 +128,23 @@ def _finished(vendor_id: uuid.UUID, job_id: uuid.UUID) -> dict:
         time.sleep(0.05)
 
 
+def _adopt_environment(environment: dict[str, str]) -> None:
+    os.environ.update(environment)
+
+
 def run_pipeline(vendor_id: uuid.UUID, source_key: str, size: int) -> tuple[float, dict, float]:
-    """(seconds from the start to the job completed, its counts, the peak RSS of the process meanwhile)."""
+    """One job in a fresh process, as a fresh Lambda would run it: (seconds from the start to the job completed,
+    its counts, the peak RSS of that process until then)."""
+    with CpuUse() as cpu, multiprocessing.get_context("spawn").Pool(
+            1, initializer=_adopt_environment, initargs=(dict(os.environ),)) as pool:
+        elapsed, counts, peak_rss, steps, execution_seconds = pool.apply(_run_job, (vendor_id, source_key, size))
+    print(f"    task seconds (summed over parallel chunks): {steps}")
+    print(f"    whole execution, matching snapshot included: {execution_seconds:.1f} s; peak RSS until the job "
+          f"completed {peak_rss} MiB; {cpu}")
+    return elapsed, counts, peak_rss
+
+
+def _run_job(vendor_id: uuid.UUID, source_key: str, size: int) -> tuple[float, dict, float, dict, float]:
     from nutrimatch import aws
     from nutrimatch.db import get_database, scoped_transaction
     from nutrimatch.ingest.executions import LocalStarter
@@ -145,21 +164,18 @@ def run_pipeline(vendor_id: uuid.UUID, source_key: str, size: int) -> tuple[floa
                VALUES (%s, %s, 'products', 'upsert', 'uploaded', 'bench.csv', %s, %s, %s, 'multipart', 'bench')""",
             (job_id, vendor_id, size, settings.upload_bucket, key))
     uploaded = UploadedObject(settings.upload_bucket, key, vendor_id, job_id)
-    with CpuUse() as cpu:
-        with PeakRss() as rss:
-            started = time.perf_counter()
-            start_ingestion(get_database(), LocalStarter(), uploaded)
-            job = _finished(vendor_id, job_id)
-            elapsed = time.perf_counter() - started
-        # After the job completed, the execution publishes matching's snapshot (not part of the load's time).
-        execution = LocalStarter.runtime().wait(str(job_id))
-        execution_seconds = time.perf_counter() - started
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        start_ingestion(get_database(), LocalStarter(), uploaded)
+        job = _finished(vendor_id, job_id)
+        elapsed = time.perf_counter() - started
+    # After the job completed, the execution publishes matching's snapshot (not part of the load's time).
+    execution = LocalStarter.runtime().wait(str(job_id))
+    execution_seconds = time.perf_counter() - started
     if job["status"] != "completed":
-        raise SystemExit(f"job {job_id} ended {job['status']}: {job['error']} ({execution.error})")
+        raise RuntimeError(f"job {job_id} ended {job['status']}: {job['error']} ({execution.error})")
     steps = {resource.rsplit(".", 1)[-1]: round(seconds, 1) for resource, seconds in execution.task_seconds.items()}
-    print(f"    task seconds (summed over parallel chunks): {steps}")
-    print(f"    whole execution, matching snapshot included: {execution_seconds:.1f} s; {cpu}")
-    return elapsed, job["counts"], rss.peak_mib
+    return elapsed, job["counts"], rss.peak_mib, steps, execution_seconds
 
 
 def upload(path: Path, vendor_id: uuid.UUID) -> str:
