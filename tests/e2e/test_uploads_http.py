@@ -9,6 +9,7 @@ import requests
 from typer.testing import CliRunner
 
 from nutrimatch import aws, cli
+from nutrimatch.db import get_database, scoped_transaction
 from nutrimatch.routes import Role
 from nutrimatch.uploads.client import Api, StateFile, upload_file
 from tests.conftest import auth_header
@@ -228,3 +229,16 @@ def test_the_upload_command(gateway, two_vendors, aws_resources, redis_client, t
         "--state-dir", str(tmp_path / "state"), "--no-follow"])
     assert outcome.exit_code == 0, outcome.output
     assert "Uploaded 3,145,728 bytes" in outcome.output
+
+
+def test_the_client_declares_the_files_sha256_for_ingestion_to_check(gateway, two_vendors, aws_resources,
+                                                                     redis_client, tmp_path):
+    vendor, _ = two_vendors
+    path = tmp_path / "catalog.csv"
+    content = write_csv(path, 2 * MIB)
+    api = Api(gateway, admin(vendor)["Authorization"].removeprefix("Bearer "))
+    result = upload_file(api, path, kind="products", mode="upsert", state_dir=tmp_path, checksum=True)
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        declared = conn.execute("SELECT content_sha256 FROM ingestion_jobs WHERE vendor_id = %s AND id = %s",
+                                (vendor.id, result.job_id)).fetchone()["content_sha256"]
+    assert declared == hashlib.sha256(content).hexdigest()

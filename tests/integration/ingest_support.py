@@ -14,17 +14,17 @@ from nutrimatch.settings import get_settings
 
 
 def create_uploaded_job(vendor_id: uuid.UUID, data: bytes, *, kind: str = "products", mode: str = "upsert",
-                        file_name: str = "catalog.csv") -> UploadedObject:
+                        file_name: str = "catalog.csv", content_sha256: str | None = None) -> UploadedObject:
     settings = get_settings()
     job_id = uuid.uuid4()
     key = f"incoming/{vendor_id}/{job_id}/{file_name}"
     aws.client("s3").put_object(Bucket=settings.upload_bucket, Key=key, Body=data)
     with scoped_transaction(get_database().writer, vendor_id) as conn:
         conn.execute(
-            """INSERT INTO ingestion_jobs (id, vendor_id, kind, mode, status, file_name, size_bytes, s3_bucket,
-                                           s3_key, upload_method, created_by)
-               VALUES (%s, %s, %s, %s, 'uploaded', %s, %s, %s, %s, 'multipart', 'test')""",
-            (job_id, vendor_id, kind, mode, file_name, len(data), settings.upload_bucket, key))
+            """INSERT INTO ingestion_jobs (id, vendor_id, kind, mode, status, file_name, size_bytes, content_sha256,
+                                           s3_bucket, s3_key, upload_method, created_by)
+               VALUES (%s, %s, %s, %s, 'uploaded', %s, %s, %s, %s, %s, 'multipart', 'test')""",
+            (job_id, vendor_id, kind, mode, file_name, len(data), content_sha256, settings.upload_bucket, key))
     return UploadedObject(settings.upload_bucket, key, vendor_id, job_id)
 
 

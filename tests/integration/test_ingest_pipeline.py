@@ -1,6 +1,7 @@
 """The ingestion pipeline end to end on small files: the real ASL run locally, real PG, real S3 (moto)."""
 
 import csv
+import hashlib
 import io
 import json
 import time
@@ -55,6 +56,17 @@ def test_a_clean_file_becomes_live_products(two_vendors, aws_resources):
                               (vendor.id,)).fetchall()
     assert [e["event_type"] for e in events] == ["job.completed"]
     assert events[0]["payload"]["counts"]["inserted"] == 3
+
+
+def test_the_sha256_declared_at_upload_is_checked(two_vendors, aws_resources, small_chunks):
+    vendor, _ = two_vendors
+    data = (HEADER + "\n".join(ROWS) + "\n").encode()
+    assert ingest(vendor.id, data, content_sha256=hashlib.sha256(data).hexdigest())["status"] == "completed"
+    job = ingest(vendor.id, data, content_sha256=hashlib.sha256(b"another file").hexdigest())
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "invalid_file"
+    assert hashlib.sha256(data).hexdigest() in job["error"]["message"]
+    assert "declared" in job["error"]["message"]
 
 
 def test_the_execution_publishes_the_matching_snapshot_of_the_new_catalog_version(two_vendors, aws_resources):

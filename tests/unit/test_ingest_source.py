@@ -1,5 +1,6 @@
 """The planner's sequential reader: the bytes asked for, with one GET for a front-to-back scan."""
 
+import hashlib
 import io
 
 from nutrimatch.ingest.source import S3Object, SequentialReader
@@ -37,3 +38,21 @@ def test_a_jump_opens_a_new_stream_and_empty_ranges_read_nothing():
         assert reader.read_range(4000, 4100) == DATA[4000:4100]
         assert reader.read_range(20, 30) == DATA[20:30]
     assert s3.gets == [f"bytes=0-{len(DATA) - 1}", f"bytes=4000-{len(DATA) - 1}", f"bytes=20-{len(DATA) - 1}"]
+
+
+def test_a_front_to_back_scan_knows_the_objects_sha256():
+    with SequentialReader(S3Object(FakeS3(), "bucket", "key"), len(DATA)) as reader:
+        reader.read_range(0, 100)
+        for start in range(50, len(DATA), 1000):  # re-reads part of the head, then goes on
+            reader.read_range(start, min(start + 1000, len(DATA)))
+        assert reader.sha256 == hashlib.sha256(DATA).hexdigest()
+
+
+def test_a_scan_that_skipped_bytes_or_stopped_short_claims_no_sha256():
+    with SequentialReader(S3Object(FakeS3(), "bucket", "key"), len(DATA)) as reader:
+        reader.read_range(0, 100)
+        reader.read_range(5000, len(DATA))  # a new GET from the middle
+        assert reader.sha256 is None
+    with SequentialReader(S3Object(FakeS3(), "bucket", "key"), len(DATA)) as reader:
+        reader.read_range(0, 100)  # the object is not read to its end
+        assert reader.sha256 is None

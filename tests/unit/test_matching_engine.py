@@ -85,8 +85,8 @@ def assert_safe(catalog: list[dict[str, object]], ranked_ids: list[uuid.UUID], p
        filters=filters, k=st.integers(1, 15), allow_unknown=st.booleans(), leaf_size=st.sampled_from([1, 3, 8, 64]),
        group_leaves=st.sampled_from([1, 2, 5, 64]), probe=st.sampled_from([1, 16, 4096]))
 def test_engine_equals_brute_force_oracle(catalog, plan, filters, k, allow_unknown, leaf_size, group_leaves, probe):
-    with mock.patch.object(snapshot, "LEAF_SIZE", leaf_size), mock.patch.object(snapshot, "GROUP_LEAVES", group_leaves), \
-            mock.patch.object(engine, "PROBE_PRODUCTS", probe):
+    with mock.patch.object(snapshot, "LEAF_SIZE", leaf_size), mock.patch.object(engine, "PROBE_PRODUCTS", probe), \
+            mock.patch.object(snapshot, "GROUP_LEAVES", group_leaves):
         features = snapshot.from_products(VENDOR, 7, catalog)
         ranking = rank(features, plan, k=k, filters=filters, allow_unknown_allergens=allow_unknown)
     expected = oracle.top_k(catalog, plan, k=k, filters=filters, allow_unknown_allergens=allow_unknown)

@@ -172,6 +172,9 @@ def upload(
     token: str = typer.Option(..., envvar="NUTRIMATCH_TOKEN", help="Bearer token or API key"),
     vendor: str = typer.Option(None, help="Vendor id, for platform admins (X-Vendor-Id)"),
     parallel: int = typer.Option(4, min=1, max=32, help="Parts in flight at once (multipart)"),
+    checksum: bool = typer.Option(True, "--checksum/--no-checksum",
+                                  help="Declare the file's SHA-256 so ingestion refuses a file that arrived different "
+                                       "(multipart; reads the file once before uploading)"),
     state_dir: Path = typer.Option(None, help="Where interrupted uploads are remembered (~/.nutrimatch/uploads)"),
     follow: bool = typer.Option(True, "--follow/--no-follow", help="Follow the ingestion job to its end"),
 ) -> None:
@@ -188,7 +191,7 @@ def upload(
         with Progress(*columns, console=console) as bar:
             task = bar.add_task(f"{file.name} ({'tus' if tus else 'multipart'})", total=file.stat().st_size)
             result = upload_file(client, file, kind=kind, mode=mode, use_tus=tus, parallel=parallel,
-                                 state_dir=state_dir or DEFAULT_STATE_DIR,
+                                 state_dir=state_dir or DEFAULT_STATE_DIR, checksum=checksum,
                                  progress=lambda sent: bar.advance(task, sent))
         console.print(f"Uploaded {result.size_bytes:,} bytes in {result.seconds:.1f} s "
                       f"({result.size_bytes / 1024**2 / max(result.seconds, 1e-9):.1f} MiB/s"

@@ -14,9 +14,9 @@ from nutrimatch.ingest.pipeline import JobCancelled
 
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
-JOB_COLUMNS = """id, vendor_id, kind, mode, status, phase, file_name, size_bytes, s3_bucket, s3_key, upload_method,
-                 created_by, created_at, updated_at, uploaded_at, started_at, finished_at, error, counts, mapping,
-                 plan, catalog_version"""
+JOB_COLUMNS = """id, vendor_id, kind, mode, status, phase, file_name, size_bytes, content_sha256, s3_bucket, s3_key,
+                 upload_method, created_by, created_at, updated_at, uploaded_at, started_at, finished_at, error,
+                 counts, mapping, plan, catalog_version"""
 
 
 class JobProgress(BaseModel):

@@ -1,4 +1,5 @@
-"""The Plan step: read the header, map the columns, split the object into byte ranges on record boundaries."""
+"""The Plan step: read the header, map the columns, split the object into byte ranges on record boundaries, and
+check the SHA-256 declared when the upload was created (the scan reads every byte anyway)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,12 @@ def plan(settings: Settings, database: Database, s3: Any, job_id: UUID, vendor_i
             raise InvalidInput(mapping.message or "required columns are missing")
         basis = _nutrient_basis(mapping) if kind is IngestKind.PRODUCTS else Basis.PER_SERVING.value
         ranges = plan_ranges(reader, size, chunk_bytes(settings, size), dialect)
+        streamed_sha256 = reader.sha256
+    declared = job["content_sha256"]
+    actual = (streamed_sha256 or source.sha256()) if declared else None
+    if actual != declared:
+        raise InvalidInput(f"the uploaded file's SHA-256 is {actual}, not the {declared} declared when the upload "
+                           "was created: the file was corrupted on the way or another file was uploaded")
     if ranges.ends_inside_quotes:
         raise InvalidInput("the file ends inside a quoted field: a quote (\") is never closed")
     stored_plan = {

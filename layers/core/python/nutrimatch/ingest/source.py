@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,11 +40,20 @@ class S3Object:
         finally:
             body.close()
 
+    def sha256(self) -> str:
+        """The object's SHA-256 (hex), read in one streamed pass."""
+        digest = hashlib.sha256()
+        for block in self.stream_range(0, self.size()):
+            digest.update(block)
+        return digest.hexdigest()
+
 
 class SequentialReader:
     """A RangeReader for a front-to-back scan (the planner's): one GET streams the object, and a range that
     starts within the last one returned or where it ended continues that stream instead of a new GET (the
-    planner reads the head, then scans from just after the byte-order mark)."""
+    planner reads the head, then scans from just after the byte-order mark). A scan that streamed the whole
+    object from its first byte in one GET also knows its SHA-256.
+    """
 
     def __init__(self, source: S3Object, size: int) -> None:
         self._source = source
@@ -52,6 +62,13 @@ class SequentialReader:
         self._last = b""
         self._last_start = 0
         self._position = 0
+        self._digest: Any = None  # hashlib.sha256 of the bytes streamed so far, while they started at byte 0
+
+    @property
+    def sha256(self) -> str | None:
+        """The object's SHA-256 (hex) if this reader streamed all of it from the start, else None."""
+        complete = self._digest is not None and self._position == self._size
+        return self._digest.hexdigest() if complete else None
 
     def read_range(self, start: int, end: int) -> bytes:
         if end <= start:
@@ -61,10 +78,13 @@ class SequentialReader:
             self._body = self._source.client.get_object(
                 Bucket=self._source.bucket, Key=self._source.key, Range=f"bytes={start}-{self._size - 1}")["Body"]
             self._last, self._last_start, self._position = b"", start, start
+            self._digest = hashlib.sha256() if start == 0 else None
         parts = [self._last[start - self._last_start:end - self._last_start]]
         while self._position < end and (part := self._body.read(end - self._position)):
             parts.append(part)
             self._position += len(part)
+            if self._digest is not None:
+                self._digest.update(part)
         self._last, self._last_start = b"".join(parts), start
         return self._last
 

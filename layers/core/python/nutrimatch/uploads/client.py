@@ -136,14 +136,16 @@ class FileSlice:
 
 
 def upload_file(api: Api, file: Path, *, kind: str, mode: str, use_tus: bool = False, parallel: int = 4,
-                state_dir: Path = DEFAULT_STATE_DIR, progress: Progress = lambda _: None) -> UploadResult:
-    """Upload (or finish uploading) `file` and return its job."""
+                state_dir: Path = DEFAULT_STATE_DIR, progress: Progress = lambda _: None,
+                checksum: bool = False) -> UploadResult:
+    """Upload (or finish uploading) `file` and return its job. With `checksum` (multipart), the file's SHA-256 is
+    declared when the job is created, and ingestion refuses a file that arrived different."""
     state = StateFile(state_dir, file)
     started = time.monotonic()
     if use_tus:
         job_id, resumed = _upload_tus(api, file, kind, mode, state, progress)
     else:
-        job_id, resumed = _upload_multipart(api, file, kind, mode, state, parallel, progress)
+        job_id, resumed = _upload_multipart(api, file, kind, mode, state, parallel, progress, checksum)
     state.clear()
     return UploadResult(job_id, "tus" if use_tus else "multipart", file.stat().st_size,
                         time.monotonic() - started, resumed)
@@ -165,9 +167,17 @@ def follow_job(api: Api, job_id: str, on_update: Callable[[dict[str, Any]], None
         time.sleep(poll_seconds)
 
 
+def file_sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as stream:
+        while block := stream.read(FileSlice.READ_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 # --- presigned multipart ------------------------------------------------------------------------------------
 def _upload_multipart(api: Api, file: Path, kind: str, mode: str, state: StateFile, parallel: int,
-                      progress: Progress) -> tuple[str, bool]:
+                      progress: Progress, checksum: bool) -> tuple[str, bool]:
     size = file.stat().st_size
     saved = state.load("multipart")
     plan = None
@@ -183,7 +193,7 @@ def _upload_multipart(api: Api, file: Path, kind: str, mode: str, state: StateFi
     if plan is None:
         plan = api.json("POST", "/api/v1/ingest/csv", json={
             "kind": kind, "mode": mode, "file_name": file.name, "size_bytes": size,
-            "content_type": "text/csv"})
+            "content_type": "text/csv", "content_sha256": file_sha256(file) if checksum else None})
         state.save({"method": "multipart", "job_id": plan["job"]["id"]})
     job_id = plan["job"]["id"]
     part_size = int(plan["part_size"])
