@@ -41,7 +41,7 @@ def test_a_jump_opens_a_new_stream_and_empty_ranges_read_nothing():
 
 
 def test_a_front_to_back_scan_knows_the_objects_sha256():
-    with SequentialReader(S3Object(FakeS3(), "bucket", "key"), len(DATA)) as reader:
+    with SequentialReader(S3Object(FakeS3(), "bucket", "key"), len(DATA), digest=True) as reader:
         reader.read_range(0, 100)
         for start in range(50, len(DATA), 1000):  # re-reads part of the head, then goes on
             reader.read_range(start, min(start + 1000, len(DATA)))
@@ -49,10 +49,10 @@ def test_a_front_to_back_scan_knows_the_objects_sha256():
 
 
 def test_a_scan_that_skipped_bytes_or_stopped_short_claims_no_sha256():
-    with SequentialReader(S3Object(FakeS3(), "bucket", "key"), len(DATA)) as reader:
+    with SequentialReader(S3Object(FakeS3(), "bucket", "key"), len(DATA), digest=True) as reader:
         reader.read_range(0, 100)
         reader.read_range(5000, len(DATA))  # a new GET from the middle
         assert reader.sha256 is None
-    with SequentialReader(S3Object(FakeS3(), "bucket", "key"), len(DATA)) as reader:
+    with SequentialReader(S3Object(FakeS3(), "bucket", "key"), len(DATA), digest=True) as reader:
         reader.read_range(0, 100)  # the object is not read to its end
         assert reader.sha256 is None

@@ -66,7 +66,8 @@ def plan(settings: Settings, database: Database, s3: Any, job_id: UUID, vendor_i
         learned = learned_mappings(conn, vendor_id, job["kind"])
     source = S3Object(s3, job["s3_bucket"], job["s3_key"])
     size = source.size()
-    with SequentialReader(source, size) as reader:
+    declared = job["content_sha256"]
+    with SequentialReader(source, size, digest=declared is not None) as reader:
         head = reader.read_range(0, min(SNIFF_BYTES, size))
         dialect = sniff(head)
         headers = parse_header(head, dialect, at_eof=size <= len(head))
@@ -77,7 +78,6 @@ def plan(settings: Settings, database: Database, s3: Any, job_id: UUID, vendor_i
         basis = _nutrient_basis(mapping) if kind is IngestKind.PRODUCTS else Basis.PER_SERVING.value
         ranges = plan_ranges(reader, size, chunk_bytes(settings, size), dialect)
         streamed_sha256 = reader.sha256
-    declared = job["content_sha256"]
     actual = (streamed_sha256 or source.sha256()) if declared else None
     if actual != declared:
         raise InvalidInput(f"the uploaded file's SHA-256 is {actual}, not the {declared} declared when the upload "

@@ -51,17 +51,18 @@ class S3Object:
 class SequentialReader:
     """A RangeReader for a front-to-back scan (the planner's): one GET streams the object, and a range that
     starts within the last one returned or where it ended continues that stream instead of a new GET (the
-    planner reads the head, then scans from just after the byte-order mark). A scan that streamed the whole
-    object from its first byte in one GET also knows its SHA-256.
+    planner reads the head, then scans from just after the byte-order mark). With `digest`, a scan that
+    streamed the whole object from its first byte in one GET also knows its SHA-256.
     """
 
-    def __init__(self, source: S3Object, size: int) -> None:
+    def __init__(self, source: S3Object, size: int, *, digest: bool = False) -> None:
         self._source = source
         self._size = size
         self._body: Any = None
         self._last = b""
         self._last_start = 0
         self._position = 0
+        self._hashing = digest
         self._digest: Any = None  # hashlib.sha256 of the bytes streamed so far, while they started at byte 0
 
     @property
@@ -78,7 +79,7 @@ class SequentialReader:
             self._body = self._source.client.get_object(
                 Bucket=self._source.bucket, Key=self._source.key, Range=f"bytes={start}-{self._size - 1}")["Body"]
             self._last, self._last_start, self._position = b"", start, start
-            self._digest = hashlib.sha256() if start == 0 else None
+            self._digest = hashlib.sha256() if self._hashing and start == 0 else None
         parts = [self._last[start - self._last_start:end - self._last_start]]
         while self._position < end and (part := self._body.read(end - self._position)):
             parts.append(part)
