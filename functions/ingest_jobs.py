@@ -1,16 +1,22 @@
-"""Ingestion jobs: status, progress, counts, the mapping used, errors.csv; cancel; learned header mappings."""
+"""Ingestion jobs: status, progress, counts, the mapping used, errors.csv; cancel; learned header mappings.
 
-from datetime import datetime
-from typing import Annotated, Literal
+`stalled_handler` is the scheduled entry point that fails jobs whose pipeline stopped without finishing.
+"""
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from nutrimatch import aws
 from nutrimatch.api import create_app, current_caller, lambda_handler, tenant_transaction
+from nutrimatch.db import get_database
 from nutrimatch.ingest import service
+from nutrimatch.ingest.finalize import fail_stalled
 from nutrimatch.ingest.jobs import Job
 from nutrimatch.ingest.service import JobPage, LearnedMapping, MappingUpdate
+from nutrimatch.settings import get_settings
 
 app = create_app()
 Status = Literal["awaiting_upload", "uploading", "uploaded", "queued", "running", "completed", "failed", "cancelled"]
@@ -55,3 +61,9 @@ def confirm_mappings(update: MappingUpdate) -> list[LearnedMapping]:
 
 
 handler = lambda_handler(app)
+
+
+def stalled_handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Scheduled (hourly): fail the jobs whose pipeline stopped without finishing (timed out, stopped)."""
+    idle = timedelta(seconds=get_settings().ingest_stalled_after_seconds)
+    return {"failed": fail_stalled(get_database(), idle)}

@@ -134,6 +134,13 @@ class NutrimatchStack(Stack):
         events.Rule(self, "TusExpirySchedule", schedule=events.Schedule.rate(Duration.hours(1)),
                     targets=[targets.LambdaFunction(tus_expiry)])
 
+        # Jobs whose execution timed out or was stopped before MarkFailed: failed, their scratch tables dropped.
+        ingest_sweeper = factory.create("ingest-sweeper", handler="ingest_jobs.stalled_handler",
+                                        timeout=Duration.minutes(5))
+        database.grant_connect(ingest_sweeper)
+        events.Rule(self, "IngestSweeperSchedule", schedule=events.Schedule.rate(Duration.hours(1)),
+                    targets=[targets.LambdaFunction(ingest_sweeper)])
+
         # Steps read the uploaded file and write staging tables, errors.csv and matching snapshots.
         ingest = IngestPipeline(
             self, "Ingest", factory=factory, step_handlers=STEP_HANDLERS, log_retention=LOG_RETENTION
@@ -162,6 +169,7 @@ class NutrimatchStack(Stack):
                 **ingest.step_functions,
                 **consumers,
                 "tus-expiry": tus_expiry,
+                "ingest-sweeper": ingest_sweeper,
             },
             cluster=database.cluster,
             queues=queues.all,

@@ -300,6 +300,7 @@ def test_every_function_is_built_by_the_factory(synth: Synthesis) -> None:
         api_functions.add(AUTHORIZER_FUNCTION)
     handlers = {name: f"{name}.handler" for name in api_functions | set(QUEUE_CONSUMERS.values())}
     handlers["tus-expiry"] = "tus.expire_handler"
+    handlers["ingest-sweeper"] = "ingest_jobs.stalled_handler"
     handlers |= {step_function_name(handler): handler for handler in STEP_HANDLERS.values()}
     assert set(functions) == {f"nutrimatch-{name}" for name in handlers}
     layers = [{"Ref": key} for key in synth.of_type("AWS::Lambda::LayerVersion")]
@@ -429,9 +430,9 @@ def _api_methods(synth: Synthesis) -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
-def test_expired_tus_uploads_are_cleaned_up_every_hour(synth):
-    functions = synth.template.find_resources(
-        "AWS::Lambda::Function", {"Properties": {"Handler": "tus.expire_handler"}})
+@pytest.mark.parametrize("handler", ["tus.expire_handler", "ingest_jobs.stalled_handler"])
+def test_scheduled_cleanups_run_every_hour(synth, handler):
+    functions = synth.template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": handler}})
     assert len(functions) == 1
     (logical_id,) = functions
     rules = synth.template.find_resources("AWS::Events::Rule", {"Properties": {"ScheduleExpression": "rate(1 hour)"}})

@@ -6,11 +6,13 @@ import time
 
 import pytest
 
+from nutrimatch.api.modules import import_function_module
 from nutrimatch.db import get_database, scoped_transaction
 from nutrimatch.ingest import source
 from nutrimatch.ingest.executions import LocalStarter
+from nutrimatch.ingest.pipeline import ASL_PATH, staging_table
 from nutrimatch.ingest.trigger import start_ingestion
-from nutrimatch.local.lambdas import invoke
+from nutrimatch.local.lambdas import FUNCTIONS_DIR, invoke
 from nutrimatch.local.pump import EventPump
 from nutrimatch.local.stepfunctions import AslRunner, StatesError
 from nutrimatch.settings import get_settings
@@ -125,3 +127,43 @@ def test_the_runner_gives_up_after_max_attempts():
         AslRunner(definition, task, interval_scale=0.01).run({})
     assert failure.value.error == "TimeoutError"
     assert len(attempts) == 3
+
+
+def test_the_sweeper_fails_jobs_whose_pipeline_stopped_without_finishing(two_vendors, aws_resources, database):
+    vendor, other = two_vendors
+    stalled = [create_uploaded_job(v.id, _catalog(3)) for v in (vendor, other)]
+    busy = create_uploaded_job(vendor.id, _catalog(3))
+    with database.admin() as conn:
+        for uploaded in (*stalled, busy):
+            conn.execute("UPDATE ingestion_jobs SET status = 'running', phase = 'merging' WHERE id = %s",
+                         (uploaded.job_id,))
+            conn.execute("INSERT INTO ingestion_chunks (job_id, vendor_id, chunk_no, byte_start, byte_end) "
+                         "VALUES (%s, %s, 0, 0, 10)", (uploaded.job_id, uploaded.vendor_id))
+            with scoped_transaction(get_database().writer, uploaded.vendor_id) as app:  # as LoadChunk makes them
+                app.execute(f"CREATE UNLOGGED TABLE staging.{staging_table(uploaded.job_id, 0)} (c0 text)")
+        # Idle for longer than an execution may run: its execution timed out or was stopped.
+        conn.execute("UPDATE ingestion_jobs SET updated_at = now() - interval '8 hours' WHERE id = ANY(%s)",
+                     ([uploaded.job_id for uploaded in stalled],))
+
+    scheduled = import_function_module(FUNCTIONS_DIR, "ingest_jobs").stalled_handler  # what the schedule invokes
+    assert scheduled({}, None) == {"failed": 2}
+    assert scheduled({}, None) == {"failed": 0}
+    for uploaded in stalled:
+        with scoped_transaction(get_database().writer, uploaded.vendor_id) as conn:
+            job = conn.execute("SELECT status, error FROM ingestion_jobs WHERE id = %s", (uploaded.job_id,)).fetchone()
+            events = conn.execute("SELECT event_type, payload FROM outbox_events WHERE vendor_id = %s",
+                                  (uploaded.vendor_id,)).fetchall()
+        assert job["status"] == "failed"
+        assert job["error"]["code"] == "pipeline_stalled"
+        assert "upload the file again" in job["error"]["message"]
+        assert [(e["event_type"], e["payload"]["error"]) for e in events] == [("job.failed", "pipeline_stalled")]
+    with database.admin() as conn:
+        left = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'staging'")}
+        busy_status = conn.execute("SELECT status FROM ingestion_jobs WHERE id = %s", (busy.job_id,)).fetchone()[0]
+    assert left == {staging_table(busy.job_id, 0)}  # the stalled jobs' scratch tables are gone
+    assert busy_status == "running"
+
+
+def test_the_sweeper_waits_longer_than_an_execution_may_run():
+    asl = json.loads(ASL_PATH.read_text())
+    assert get_settings().ingest_stalled_after_seconds > asl["TimeoutSeconds"]

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     tus_expiry_hours: int = 24
     ingest_chunk_bytes: int = 64 * 1024**2
     ingest_max_concurrency: int = 2
+    ingest_stalled_after_seconds: int = Field(
+        default=7 * 3600, gt=0,
+        description="A queued or running job no step has touched for this long is failed by the sweeper: longer "
+                    "than an execution may run (the state machine's TimeoutSeconds), so its pipeline is gone.")
 
     # --- ingestion: bulk loads (issue 5, performance) -------------------------------------------------------
     ingest_bulk_load_min_rows: int = Field(

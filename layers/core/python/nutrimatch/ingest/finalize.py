@@ -4,7 +4,8 @@ Finalize swaps a bulk load's shadow partitions in (their statistics were gathere
 indexed), retires what a `replace` file no longer lists, refreshes statistics of the vendor's partitions
 only, writes errors.csv to S3, bumps the vendor's catalog version when anything changed, records
 `job.completed` in the outbox, and drops the job's staging tables. PublishMatchingSnapshot then builds
-matching's snapshot of the new catalog version. MarkFailed records why a job failed, emits
+matching's snapshot of the new catalog version. The sweeper fails the jobs whose execution ended without
+either (timed out, stopped). MarkFailed records why a job failed, emits
 `job.failed` and drops the job's staging tables and shadow.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -155,17 +157,40 @@ def publish_matching_snapshot(database: Database, job_id: UUID, vendor_id: UUID)
             "build_seconds": published.build_seconds}
 
 
-def mark_failed(database: Database, job_id: UUID, vendor_id: UUID, error: dict[str, Any] | None) -> None:
+def mark_failed(database: Database, job_id: UUID, vendor_id: UUID, error: dict[str, Any] | None, *,
+                idle_for: timedelta | None = None) -> bool:
+    """Fails the job (unless it has ended) and drops its staging tables and shadow; whether it failed it.
+    With `idle_for`, only a job still queued or running that nothing has touched for that long."""
     reason = _reason(error)
     with scoped_transaction(database.writer, vendor_id) as conn:
         job = jobs.fetch(conn, vendor_id, job_id, lock=True)
-        if job["status"] not in jobs.TERMINAL_STATUSES:
+        if idle_for is not None and conn.execute(_STILL_STALLED, (vendor_id, job_id, idle_for)).fetchone() is None:
+            return False  # it moved on (or ended) since it was found idle
+        fails = job["status"] not in jobs.TERMINAL_STATUSES
+        if fails:
             conn.execute(
                 """UPDATE ingestion_jobs SET status = 'failed', error = %s, finished_at = now(), updated_at = now()
                     WHERE vendor_id = %s AND id = %s""", (Jsonb(reason), vendor_id, job_id))
             _emit(conn, vendor_id, "job.failed", {"job_id": str(job_id), "error": reason["code"]})
         _drop_staging(conn, job_id, vendor_id)
         bulk.drop(conn, job)
+    return fails
+
+
+STALLED = "PipelineStalled"
+_STILL_STALLED = """SELECT 1 FROM ingestion_jobs WHERE vendor_id = %s AND id = %s AND status IN ('queued', 'running')
+                      AND updated_at < now() - %s"""
+
+
+def fail_stalled(database: Database, idle: timedelta, limit: int = 100) -> int:
+    """The sweeper: fails the jobs of every vendor that no step has touched for `idle` — longer than an
+    execution may run, so their execution timed out or was stopped before MarkFailed could run. How many."""
+    with scoped_transaction(database.writer, None) as conn:
+        stalled = conn.execute("SELECT id, vendor_id FROM stalled_ingestion_jobs(%s, %s)", (idle, limit)).fetchall()
+    cause = json.dumps({"errorMessage": "the ingestion stopped without finishing (its run timed out or was "
+                                        "stopped); upload the file again"})
+    return sum(mark_failed(database, row["id"], row["vendor_id"], {"Error": STALLED, "Cause": cause}, idle_for=idle)
+               for row in stalled)
 
 
 def _reason(error: dict[str, Any] | None) -> dict[str, Any]:
@@ -178,5 +203,6 @@ def _reason(error: dict[str, Any] | None) -> dict[str, Any]:
         message = cause.get("errorMessage") or error.get("Cause")
     except (json.JSONDecodeError, AttributeError):
         message = error.get("Cause")
-    code = {"InvalidInput": "invalid_file", "JobCancelled": "cancelled"}.get(name, "pipeline_error")
+    code = {"InvalidInput": "invalid_file", "JobCancelled": "cancelled", STALLED: "pipeline_stalled"}.get(
+        name, "pipeline_error")
     return {"code": code, "type": name, "message": (message or "")[:2000]}
