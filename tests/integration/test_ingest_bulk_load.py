@@ -327,3 +327,31 @@ def test_ids_from_the_digest_are_entity_uuids(database):
                 "SELECT entity_uuid_of_digest(sha256(uuid_send(%s::uuid) || convert_to(%s, 'UTF8'))), "
                 "entity_uuid(%s::uuid, %s)", (vendor, external_id, vendor, external_id)).fetchone()
             assert via_digest == via_function == entity_uuid(vendor, external_id)
+
+
+def test_a_bulk_loads_progress_counts_each_indexed_leaf_once(two_vendors, aws_resources, bulk_load_from):
+    vendor, _ = two_vendors
+    bulk_load_from(0)
+    uploaded = create_uploaded_job(vendor.id, as_csv(catalog_rows(100)))
+    database, settings, s3 = get_database(), get_settings(), aws.client("s3")
+    chunks = plan(settings, database, s3, uploaded.job_id, vendor.id)["chunks"]
+    for chunk in chunks:
+        load_chunk(database, s3, uploaded.job_id, vendor.id, chunk["chunk_no"])
+    leaves = [leaf["leaf"] for leaf in prepare_merge(settings, database, uploaded.job_id, vendor.id)["leaves"]]
+    for chunk in chunks:
+        merge_chunk(database, uploaded.job_id, vendor.id, chunk["chunk_no"])
+
+    def progress() -> jobs.JobProgress:
+        with scoped_transaction(database.writer, vendor.id) as conn:
+            return jobs.progress(conn, jobs.fetch(conn, vendor.id, uploaded.job_id))
+
+    merged = progress()
+    assert (merged.chunks_merged, merged.leaves_total, merged.leaves_indexed) == (len(chunks), 16, 0)
+    assert merged.eta_seconds is not None  # merged, but not done: the leaves are still to be indexed
+    for leaf in leaves[:5] + leaves[:2]:  # two of them retried
+        index_leaf(database, uploaded.job_id, vendor.id, leaf)
+    assert progress().leaves_indexed == 5
+    for leaf in leaves[5:]:
+        index_leaf(database, uploaded.job_id, vendor.id, leaf)
+    done = progress()
+    assert (done.leaves_indexed, done.eta_seconds) == (16, None)

@@ -55,6 +55,12 @@ def index_leaf(database: Database, job_id: UUID, vendor_id: UUID, leaf: int) -> 
     with scoped_transaction(database.writer, vendor_id) as conn:
         job = jobs.require_running(conn, vendor_id, job_id)
         conn.execute("SELECT index_bulk_load_leaf(%s, %s, %s, %s)", (vendor_id, job_id, job["kind"], leaf))
+        # A set of leaf numbers, not a count: a retried leaf is not counted twice.
+        conn.execute(
+            """UPDATE ingestion_jobs SET updated_at = now(), plan = jsonb_set(plan, '{indexed_leaves}', (
+                      SELECT jsonb_agg(DISTINCT n) FROM jsonb_array_elements(
+                             coalesce(plan -> 'indexed_leaves', '[]') || to_jsonb(%s::int)) AS leaves(n)))
+                WHERE vendor_id = %s AND id = %s""", (leaf, vendor_id, job_id))
     return {"leaf": leaf}
 
 

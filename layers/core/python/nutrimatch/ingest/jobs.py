@@ -28,6 +28,9 @@ class JobProgress(BaseModel):
     bytes_loaded: int
     rows_loaded: int
     rows_merged: int
+    leaves_total: int = 0
+    """Partitions a bulk load indexes after merging (0 for an upsert)."""
+    leaves_indexed: int = 0
     elapsed_seconds: float | None
     rows_per_second: float | None
     eta_seconds: float | None
@@ -104,6 +107,9 @@ def progress(conn: Connection, job: dict[str, Any]) -> JobProgress:
         (job["vendor_id"], job["id"])).fetchone()
     assert row is not None
     row = {name: int(value) for name, value in row.items()}  # sums arrive as numeric
+    plan = job["plan"] or {}
+    row["leaves_total"] = len(plan.get("bulk_leaves") or ())
+    row["leaves_indexed"] = len(plan.get("indexed_leaves") or ())
     started = job["started_at"]
     end = job["finished_at"] or datetime.now(UTC)
     elapsed = (end - started).total_seconds() if started else None
@@ -118,12 +124,16 @@ def progress(conn: Connection, job: dict[str, Any]) -> JobProgress:
 
 
 def _done_fraction(row: dict[str, Any]) -> float:
-    """Loading is about half the work, validating and merging the other half."""
+    """An upsert spends about half its time loading, half validating and merging; a bulk load (measured at 2M
+    rows) a tenth loading, six tenths validating and writing, three tenths indexing."""
     if not row["bytes_total"]:
         return 0.0
     loaded = float(row["bytes_loaded"]) / float(row["bytes_total"])
     merged = float(row["chunks_merged"]) / float(row["chunks_total"]) if row["chunks_total"] else 0.0
-    return 0.5 * loaded + 0.5 * merged
+    if not row["leaves_total"]:
+        return 0.5 * loaded + 0.5 * merged
+    indexed = float(row["leaves_indexed"]) / float(row["leaves_total"])
+    return 0.1 * loaded + 0.6 * merged + 0.3 * indexed
 
 
 def list_jobs(conn: Connection, vendor_id: UUID, *, status: str | None, before: datetime | None,

@@ -140,7 +140,7 @@ def prepare_merge(settings: Settings, database: Database, job_id: UUID, vendor_i
             if kind is IngestKind.PRODUCTS:
                 changed = _find_changed(conn, job, chunks)
         conn.execute("UPDATE ingestion_jobs SET plan = plan || %s WHERE vendor_id = %s AND id = %s",
-                      (Jsonb({"merge": mode}), vendor_id, job_id))
+                      (Jsonb({"merge": mode, "bulk_leaves": leaves, "indexed_leaves": []}), vendor_id, job_id))
         jobs.set_phase(conn, vendor_id, job_id, "merging")
     return {"mode": mode, "duplicates": duplicates, "to_validate": changed,
             "leaves": [{"job_id": str(job_id), "vendor_id": str(vendor_id), "leaf": n} for n in leaves]}
