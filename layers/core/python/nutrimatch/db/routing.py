@@ -96,6 +96,7 @@ class ReplicaRouter:
         """Run `work` in a read-only transaction scoped to the vendor, on the reader when it is fit for it.
 
         `work` may run twice — once on the reader, which failed, then on the writer — so it must only read.
+        The transaction is pipelined: BEGIN and the scope travel with the first query, COMMIT with the last.
         """
         settings = self.database.settings
         reader = self.database.reader
@@ -110,7 +111,7 @@ class ReplicaRouter:
         if lag > settings.replica_max_lag_seconds:
             return self._fall_back(vendor_id, work, lag, FallbackReason.LAG, metrics)
         try:
-            with scoped_transaction(reader, vendor_id, read_only=True) as conn:
+            with scoped_transaction(reader, vendor_id, read_only=True, pipelined=True) as conn:
                 value = work(conn)
         except psycopg.errors.QueryCanceled:
             raise  # a statement timeout: the writer would time out too, with more at stake
@@ -158,7 +159,7 @@ class ReplicaRouter:
         return self._on_writer(vendor_id, work, lag)
 
     def _on_writer(self, vendor_id: UUID, work: Callable[[Connection], T], lag: float | None) -> Routed[T]:
-        with scoped_transaction(self.database.writer, vendor_id, read_only=True) as conn:
+        with scoped_transaction(self.database.writer, vendor_id, read_only=True, pipelined=True) as conn:
             return Routed(work(conn), Freshness.PRIMARY, lag)
 
 
