@@ -77,7 +77,7 @@ class _Matching:
         ranking = rank(snapshot, self.plan, k=self.query.k + SPARE_CANDIDATES, filters=self.filters,
                        allow_unknown_allergens=self.allow_unknown)
         rows = {row["id"]: row for row in conn.execute(
-            _PRODUCTS, (self.vendor_id, [item.product_id for item in ranking.items]))}
+            _PRODUCTS, (self.vendor_id, [item.product_id for item in ranking.items]), prepare=True)}
         live = list(islice(((item, rows[item.product_id]) for item in ranking.items if item.product_id in rows
                             and is_eligible(rows[item.product_id], self.plan, self.filters, self.allow_unknown)),
                            self.query.k))
@@ -97,6 +97,9 @@ def match_customer(actor: Actor, request: RequestInfo, customer_id: UUID, query:
     computed: CachedMatches | None = None
     # Pipelined: the scope, vendor and profile reads go in one round trip; the audit row goes with COMMIT.
     with scoped_transaction(database.writer, vendor_id, pipelined=True) as conn:
+        # The product lookup touches the vendor's 16 partitions: planning it afresh (1.5 ms) costs more than running
+        # it, so its prepared statement keeps one generic plan (partitions pruned when it starts).
+        conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         vendor_read = conn.execute(_VENDOR, (vendor_id,))
         stored = load_profile(conn, vendor_id, customer_id)
         if stored is None:
