@@ -16,6 +16,7 @@ from nutrimatch.db import get_database, scoped_transaction
 from nutrimatch.health import HealthProfile
 from nutrimatch.health.store import load_profile
 from nutrimatch.routes import Role
+from nutrimatch.tenancy import vendors
 from tests.e2e.customer_samples import SAMPLE_PROFILE, sample_customer
 
 NOTE = "lives with her daughter in Bergen"
@@ -273,3 +274,20 @@ def test_search_filters_pages_newest_first_and_exports_safe_csv(two_vendors, aws
         AuditQuery(limit=500)  # JSON pages stay small; exports may be larger
     assert AuditQuery(limit=500, format="csv").page_size == 500
     assert [r["action"] for r in _rows(database, vendor.id)][-1] == "audit.exported"
+
+
+def test_the_audited_changes_of_a_purged_vendor_can_still_be_opened(two_vendors, aws_resources, database):
+    vendor, _ = two_vendors
+    customer_id = UUID(sample_customer(vendor))
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        health.write(conn, _clinician(vendor.id), REQUEST, customer_id,
+                     HealthProfile.model_validate({**SAMPLE_PROFILE, "notes": NOTE}))
+    update = _rows(database, vendor.id)[-1]
+    vendors.offboard(get_database(), vendor.id)
+    vendors.purge(get_database(), vendor.id)
+    with database.admin() as conn:  # the vendor and its profiles are gone
+        assert conn.execute("SELECT count(*) FROM vendors WHERE id = %s", (vendor.id,)).fetchone() == (0,)
+    assert _verify(vendor.id).ok
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        changes = read_changes(conn, vendor.id, update["seq"])
+    assert changes.after["profile"]["notes"] == NOTE
