@@ -98,7 +98,8 @@ def match_customer(actor: Actor, request: RequestInfo, customer_id: UUID, query:
     # Pipelined: the scope, vendor and profile reads go in one round trip; the audit row goes with COMMIT.
     with scoped_transaction(database.writer, vendor_id, pipelined=True) as conn:
         # The product lookup touches the vendor's 16 partitions: planning it afresh (1.5 ms) costs more than running
-        # it, so its prepared statement keeps one generic plan (partitions pruned when it starts).
+        # it, so its prepared statement keeps one generic plan (partitions pruned when it starts). The transaction's
+        # other statements are key lookups, for which a generic plan is as good.
         conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         vendor_read = conn.execute(_VENDOR, (vendor_id,))
         stored = load_profile(conn, vendor_id, customer_id)
