@@ -42,7 +42,7 @@ from infra.constructs.queues import Queues
 from infra.constructs.security import Security
 from infra.constructs.storage import Storage
 from nutrimatch.ingest.pipeline import STEP_HANDLERS
-from nutrimatch.routes import QUEUE_CONSUMERS, ROUTES
+from nutrimatch.routes import QUEUE_CONSUMERS, ROUTES, SCHEDULED
 
 STACK_NAME = "NutrimatchStack"
 ENVIRONMENT = Environment(account="123456789012", region="us-east-1")
@@ -127,19 +127,17 @@ class NutrimatchStack(Stack):
             security.jwt_secret.grant_read(api.authorizer_function)
             database.grant_connect(api.authorizer_function)
 
-        # tus uploads left unfinished past Upload-Expires: abort, delete their scratch tails, cancel their jobs.
-        tus_expiry = factory.create("tus-expiry", handler="tus.expire_handler", timeout=Duration.minutes(5))
-        database.grant_connect(tus_expiry)
-        storage.grant_read_write(tus_expiry)
-        events.Rule(self, "TusExpirySchedule", schedule=events.Schedule.rate(Duration.hours(1)),
-                    targets=[targets.LambdaFunction(tus_expiry)])
-
-        # Jobs whose execution timed out or was stopped before MarkFailed: failed, their scratch tables dropped.
-        ingest_sweeper = factory.create("ingest-sweeper", handler="ingest_jobs.stalled_handler",
-                                        timeout=Duration.minutes(5))
-        database.grant_connect(ingest_sweeper)
-        events.Rule(self, "IngestSweeperSchedule", schedule=events.Schedule.rate(Duration.hours(1)),
-                    targets=[targets.LambdaFunction(ingest_sweeper)])
+        # nutrimatch.routes.SCHEDULED: the cleanups that run on a timer.
+        scheduled = {
+            name: factory.create(name, handler=schedule.handler, timeout=Duration.minutes(5))
+            for name, schedule in SCHEDULED.items()
+        }
+        for name, function in scheduled.items():
+            database.grant_connect(function)
+            rule_id = "".join(part.title() for part in name.split("-")) + "Schedule"
+            events.Rule(self, rule_id, schedule=events.Schedule.rate(Duration.hours(SCHEDULED[name].every_hours)),
+                        targets=[targets.LambdaFunction(function)])
+        storage.grant_read_write(scheduled["tus-expiry"])  # aborts multipart uploads, deletes scratch tails
 
         # Steps read the uploaded file and write staging tables, errors.csv and matching snapshots.
         ingest = IngestPipeline(
@@ -168,8 +166,7 @@ class NutrimatchStack(Stack):
                 **api.all_functions,
                 **ingest.step_functions,
                 **consumers,
-                "tus-expiry": tus_expiry,
-                "ingest-sweeper": ingest_sweeper,
+                **scheduled,
             },
             cluster=database.cluster,
             queues=queues.all,

@@ -26,7 +26,7 @@ from infra.constructs.api import (
 from infra.constructs.ingest_pipeline import step_function_name
 from infra.constructs.layers import PipInstallLocally, runtime_requirements
 from nutrimatch.ingest.pipeline import STEP_HANDLERS
-from nutrimatch.routes import BINARY_MEDIA_TYPES, QUEUE_CONSUMERS, ROUTES
+from nutrimatch.routes import BINARY_MEDIA_TYPES, QUEUE_CONSUMERS, ROUTES, SCHEDULED
 from tests.infra.synthesis import Synthesis, actions
 
 # --- cdk-nag ---------------------------------------------------------------------------------------------------
@@ -299,8 +299,7 @@ def test_every_function_is_built_by_the_factory(synth: Synthesis) -> None:
     if any(not route.public for route in ROUTES):
         api_functions.add(AUTHORIZER_FUNCTION)
     handlers = {name: f"{name}.handler" for name in api_functions | set(QUEUE_CONSUMERS.values())}
-    handlers["tus-expiry"] = "tus.expire_handler"
-    handlers["ingest-sweeper"] = "ingest_jobs.stalled_handler"
+    handlers |= {name: schedule.handler for name, schedule in SCHEDULED.items()}
     handlers |= {step_function_name(handler): handler for handler in STEP_HANDLERS.values()}
     assert set(functions) == {f"nutrimatch-{name}" for name in handlers}
     layers = [{"Ref": key} for key in synth.of_type("AWS::Lambda::LayerVersion")]
@@ -432,6 +431,7 @@ def _api_methods(synth: Synthesis) -> dict[tuple[str, str], dict[str, Any]]:
 
 @pytest.mark.parametrize("handler", ["tus.expire_handler", "ingest_jobs.stalled_handler"])
 def test_scheduled_cleanups_run_every_hour(synth, handler):
+    assert handler in {schedule.handler for schedule in SCHEDULED.values()}
     functions = synth.template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": handler}})
     assert len(functions) == 1
     (logical_id,) = functions

@@ -110,6 +110,22 @@ ROUTES: tuple[Route, ...] = (
 QUEUE_CONSUMERS: dict[str, str] = {"ingest_queue": "ingest_starter"}
 
 
+@dataclass(frozen=True)
+class Schedule:
+    handler: str
+    """"module.function" under functions/."""
+    every_hours: int
+
+
+# Functions run on a timer (EventBridge rules in AWS, nutrimatch.local.scheduler locally): function name → schedule.
+SCHEDULED: dict[str, Schedule] = {
+    # tus uploads left unfinished past Upload-Expires: abort, delete their scratch tails, cancel their jobs.
+    "tus-expiry": Schedule("tus.expire_handler", every_hours=1),
+    # Jobs whose execution timed out or was stopped before MarkFailed: failed, their scratch tables dropped.
+    "ingest-sweeper": Schedule("ingest_jobs.stalled_handler", every_hours=1),
+}
+
+
 def find_route(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
     """The declared route for a concrete request path, with its path parameters."""
     for route in ROUTES:

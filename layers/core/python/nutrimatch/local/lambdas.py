@@ -56,10 +56,19 @@ _instances: dict[tuple[Path, str], threading.Lock] = {}
 _instances_lock = threading.Lock()
 
 
+def _one_at_a_time(directory: Path, name: str) -> threading.Lock:
+    with _instances_lock:
+        return _instances.setdefault((directory, name), threading.Lock())
+
+
 def invoke(name: str, event: dict[str, Any], directory: Path = FUNCTIONS_DIR) -> Any:
     """One invocation at a time per function, as one Lambda instance serves them: handlers keep per-request
     state in module globals (Powertools' resolver holds the current event), which threads would share."""
-    with _instances_lock:
-        instance = _instances.setdefault((directory, name), threading.Lock())
-    with instance:
+    with _one_at_a_time(directory, name):
         return load_handler(name, directory)(event, LocalLambdaContext(function_name=name))
+
+
+def invoke_ref(ref: str, event: dict[str, Any], directory: Path = FUNCTIONS_DIR) -> Any:
+    """`invoke` for a "module.function" handler reference (scheduled functions)."""
+    with _one_at_a_time(directory, ref):
+        return load_handler_ref(ref, directory)(event, LocalLambdaContext(function_name=ref))

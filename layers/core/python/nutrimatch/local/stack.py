@@ -1,4 +1,5 @@
-"""The embedded local stack: PostgreSQL primary + streaming replica, Redis, moto, the gateway and the pump.
+"""The embedded local stack: PostgreSQL primary + streaming replica, Redis, moto, the gateway, the pump and the
+scheduler.
 
 All state lives under one directory (`.nutrimatch/` by default). A second start reuses it; a start while
 another run is alive is refused; leftovers of a crashed run (servers still up, stale pid files) are found and
@@ -24,7 +25,7 @@ from nutrimatch.db import admin_connect
 from nutrimatch.db.migrations import migrate
 from nutrimatch.local.aws_stand_in import provision, start_moto
 from nutrimatch.local.gateway import Gateway
-from nutrimatch.local.lambdas import invoke
+from nutrimatch.local.lambdas import invoke, invoke_ref
 from nutrimatch.local.postgres import (
     APP_ROLE,
     PostgresNode,
@@ -35,7 +36,8 @@ from nutrimatch.local.postgres import (
 )
 from nutrimatch.local.pump import EventPump
 from nutrimatch.local.redis_server import start_redis
-from nutrimatch.routes import QUEUE_CONSUMERS
+from nutrimatch.local.scheduler import Scheduler
+from nutrimatch.routes import QUEUE_CONSUMERS, SCHEDULED
 from nutrimatch.settings import REPO_ROOT, Settings
 
 logger = logging.getLogger("nutrimatch.local")
@@ -109,6 +111,7 @@ class LocalStack:
         self._moto: Any = None
         self.gateway: Gateway | None = None
         self.pump: EventPump | None = None
+        self.scheduler: Scheduler | None = None
 
     @property
     def _run_file(self) -> Path:
@@ -141,6 +144,8 @@ class LocalStack:
                 consumers = {getattr(settings, queue): fn for queue, fn in QUEUE_CONSUMERS.items()}
                 self.pump = EventPump(settings, consumers, invoke)
                 self.pump.start()
+                self.scheduler = Scheduler(SCHEDULED, invoke_ref)
+                self.scheduler.start()
         except BaseException:
             self.stop()
             raise
@@ -158,10 +163,10 @@ class LocalStack:
         wait_for_database_on_replica(self.replica, DATABASE_NAME)
 
     def stop(self) -> None:
-        for part in (self.pump, self.gateway):
+        for part in (self.scheduler, self.pump, self.gateway):
             if part is not None:
                 part.stop()
-        self.pump = self.gateway = None
+        self.scheduler = self.pump = self.gateway = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
