@@ -19,7 +19,6 @@ Ends with one line `RESULT {json}`.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import multiprocessing
 import random
@@ -45,23 +44,6 @@ ILIKE_SQL = """
      WHERE p.vendor_id = %(vendor)s AND p.status = 'active'
        AND (p.name ILIKE %(pattern)s OR p.description ILIKE %(pattern)s)
      ORDER BY p.name ILIKE %(pattern)s DESC, lower(p.name) LIMIT 20"""
-
-
-def wait_for_catalog(timeout: float = 3600) -> None:
-    """The catalog generator is written by someone else; wait for it rather than inventing another."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            module = importlib.import_module("nutrimatch.demo.catalog")
-            if hasattr(module, "write_products_csv") and hasattr(module, "generate_products"):
-                return
-            del sys.modules["nutrimatch.demo.catalog"]
-        except ImportError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit("nutrimatch.demo.catalog never provided write_products_csv/generate_products")
-        print("waiting for nutrimatch.demo.catalog …", flush=True)
-        time.sleep(30)
 
 
 # --- loading ------------------------------------------------------------------------------------------------
@@ -291,7 +273,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    wait_for_catalog()
     with embedded_stack():
         from nutrimatch.db import get_database
         from nutrimatch.settings import get_settings
