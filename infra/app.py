@@ -128,14 +128,12 @@ class NutrimatchStack(Stack):
             database.grant_connect(api.authorizer_function)
 
         # nutrimatch.routes.SCHEDULED: the cleanups that run on a timer.
-        scheduled = {
-            name: factory.create(name, handler=schedule.handler, timeout=Duration.minutes(5))
-            for name, schedule in SCHEDULED.items()
-        }
-        for name, function in scheduled.items():
+        scheduled = {}
+        for name, schedule in SCHEDULED.items():
+            function = scheduled[name] = factory.create(name, handler=schedule.handler, timeout=Duration.minutes(5))
             database.grant_connect(function)
             rule_id = "".join(part.title() for part in name.split("-")) + "Schedule"
-            events.Rule(self, rule_id, schedule=events.Schedule.rate(Duration.hours(SCHEDULED[name].every_hours)),
+            events.Rule(self, rule_id, schedule=events.Schedule.rate(Duration.hours(schedule.every_hours)),
                         targets=[targets.LambdaFunction(function)])
         storage.grant_read_write(scheduled["tus-expiry"])  # aborts multipart uploads, deletes scratch tails
 

@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from nutrimatch.api.modules import import_function_module
 from nutrimatch.db import get_database, scoped_transaction
 from nutrimatch.ingest import source
 from nutrimatch.ingest.executions import LocalStarter
 from nutrimatch.ingest.pipeline import ASL_PATH, staging_table
 from nutrimatch.ingest.trigger import start_ingestion
-from nutrimatch.local.lambdas import FUNCTIONS_DIR, invoke
+from nutrimatch.local.lambdas import invoke, invoke_ref
 from nutrimatch.local.pump import EventPump
 from nutrimatch.local.stepfunctions import AslRunner, StatesError
+from nutrimatch.routes import SCHEDULED
 from nutrimatch.settings import get_settings
 from tests.integration.ingest_support import create_uploaded_job, products_of, run_job
 
@@ -145,9 +145,10 @@ def test_the_sweeper_fails_jobs_whose_pipeline_stopped_without_finishing(two_ven
         conn.execute("UPDATE ingestion_jobs SET updated_at = now() - interval '8 hours' WHERE id = ANY(%s)",
                      ([uploaded.job_id for uploaded in stalled],))
 
-    scheduled = import_function_module(FUNCTIONS_DIR, "ingest_jobs").stalled_handler  # what the schedule invokes
-    assert scheduled({}, None) == {"failed": 2}
-    assert scheduled({}, None) == {"failed": 0}
+    # As the schedule runs it (nutrimatch.local.scheduler locally, an EventBridge rule in AWS).
+    sweeper = SCHEDULED["ingest-sweeper"].handler
+    assert invoke_ref(sweeper, {}) == {"failed": 2}
+    assert invoke_ref(sweeper, {}) == {"failed": 0}
     for uploaded in stalled:
         with scoped_transaction(get_database().writer, uploaded.vendor_id) as conn:
             job = conn.execute("SELECT status, error FROM ingestion_jobs WHERE id = %s", (uploaded.job_id,)).fetchone()

@@ -1,12 +1,12 @@
-"""Finalize and MarkFailed: the job's last word.
+"""Finalize, PublishMatchingSnapshot and MarkFailed: the job's last word, and the sweeper for jobs that got none.
 
 Finalize swaps a bulk load's shadow partitions in (their statistics were gathered leaf by leaf when they were
 indexed), retires what a `replace` file no longer lists, refreshes statistics of the vendor's partitions
 only, writes errors.csv to S3, bumps the vendor's catalog version when anything changed, records
 `job.completed` in the outbox, and drops the job's staging tables. PublishMatchingSnapshot then builds
-matching's snapshot of the new catalog version. The sweeper fails the jobs whose execution ended without
-either (timed out, stopped). MarkFailed records why a job failed, emits
-`job.failed` and drops the job's staging tables and shadow.
+matching's snapshot of the new catalog version. MarkFailed records why a job failed, emits `job.failed` and
+drops the job's staging tables and shadow; the sweeper does the same for jobs whose execution ended without
+either (timed out, stopped).
 """
 
 from __future__ import annotations
