@@ -40,11 +40,13 @@ SPARE_CANDIDATES = 10
 """Ranked beyond k, so that products dropped by the live-row check can be replaced."""
 
 _VENDOR = "SELECT catalog_version, allow_unknown_allergens FROM vendors WHERE id = %s"
+# Joined to the ids rather than `id = ANY(…)`: each id then probes only the hash partition holding it (run-time
+# pruning per row of the nested loop), where ANY probes all 16 partitions for every id (0.14 vs 0.9 ms for 30).
 _PRODUCTS = """
-SELECT id, external_id, name, brand, category, price, currency, nutrient_basis, serving_size_g, calories,
-       protein_g, carbs_g, fat_g, saturated_fat_g, fiber_g, sugar_g, added_sugar_g, sodium_mg, potassium_mg,
-       allergens, dietary_tags, status
-  FROM products WHERE vendor_id = %s AND id = ANY(%s)
+SELECT p.id, p.external_id, p.name, p.brand, p.category, p.price, p.currency, p.nutrient_basis, p.serving_size_g,
+       p.calories, p.protein_g, p.carbs_g, p.fat_g, p.saturated_fat_g, p.fiber_g, p.sugar_g, p.added_sugar_g,
+       p.sodium_mg, p.potassium_mg, p.allergens, p.dietary_tags, p.status
+  FROM unnest(%s::uuid[]) AS ranked(id) JOIN products p ON p.vendor_id = %s AND p.id = ranked.id
 """
 
 
@@ -77,7 +79,7 @@ class _Matching:
         ranking = rank(snapshot, self.plan, k=self.query.k + SPARE_CANDIDATES, filters=self.filters,
                        allow_unknown_allergens=self.allow_unknown)
         rows = {row["id"]: row for row in conn.execute(
-            _PRODUCTS, (self.vendor_id, [item.product_id for item in ranking.items]), prepare=True)}
+            _PRODUCTS, ([item.product_id for item in ranking.items], self.vendor_id), prepare=True)}
         live = list(islice(((item, rows[item.product_id]) for item in ranking.items if item.product_id in rows
                             and is_eligible(rows[item.product_id], self.plan, self.filters, self.allow_unknown)),
                            self.query.k))
@@ -98,7 +100,7 @@ def match_customer(actor: Actor, request: RequestInfo, customer_id: UUID, query:
     # Pipelined: the scope, vendor and profile reads go in one round trip; the audit row goes with COMMIT.
     with scoped_transaction(database.writer, vendor_id, pipelined=True) as conn:
         # The product lookup touches the vendor's 16 partitions: planning it afresh (1.5 ms) costs more than running
-        # it, so its prepared statement keeps one generic plan (partitions pruned when it starts). The transaction's
+        # it, so its prepared statement keeps one generic plan (each id's partition chosen as it runs). The transaction's
         # other statements are key lookups, for which a generic plan is as good.
         conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         vendor_read = conn.execute(_VENDOR, (vendor_id,))
