@@ -169,6 +169,25 @@ def test_a_removed_tail_is_found_through_the_chain_head(two_vendors, aws_resourc
     assert "head" in result.reason
 
 
+def test_the_head_rotates_over_64_rows_so_no_row_is_updated_by_every_append(two_vendors, aws_resources, database):
+    vendor, other = two_vendors
+    _append(vendor.id, 70)
+    _append(other.id, 2)
+    with database.admin() as conn:
+        heads = conn.execute("SELECT slot, seq FROM audit_chain_heads WHERE vendor_id = %s ORDER BY slot",
+                             (vendor.id,)).fetchall()
+    # rows 65..70 took over slots 1..6 from rows 1..6; slot 0 holds row 64
+    assert [seq for _, seq in heads] == [64, *range(65, 71), *range(7, 64)]
+    assert all(seq % 64 == slot for slot, seq in heads)
+    assert _verify(vendor.id).ok and _verify(other.id).checked == 2
+    with database.admin() as conn:  # a removed tail is still found through the newest head row
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("DELETE FROM audit_log WHERE vendor_id = %s AND seq > 66", (vendor.id,))
+    result = _verify(vendor.id)
+    assert (result.ok, result.checked, result.first_broken_seq) == (False, 66, 67)
+    assert "head is at row 70" in result.reason
+
+
 def test_update_delete_truncate_and_direct_inserts_are_refused(two_vendors, aws_resources, database):
     vendor, _ = two_vendors
     _append(vendor.id, 2)

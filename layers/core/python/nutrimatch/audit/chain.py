@@ -1,8 +1,10 @@
 """Writing and verifying the per-vendor hash chain of audit_log.
 
-Rows are appended only by the SQL function audit_append (sql/migrations/0005_customers_health_audit.sql),
-which locks the vendor's chain head, so concurrent writers queue instead of forking the chain. The verifier
-recomputes every hash here, independently of SQL: `canonical_bytes` mirrors the SQL `audit_canonical`.
+Rows are appended only by the SQL function audit_append (sql/migrations/0013_audit_chain_without_a_hot_row.sql),
+which holds the vendor's advisory lock until the transaction ends, so concurrent writers queue instead of forking
+the chain, and records the head (the newest row) in one of 64 rows per vendor, none of them updated on every
+append. The verifier recomputes every hash here, independently of SQL: `canonical_bytes` mirrors the SQL
+`audit_canonical`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ SELECT vendor_id, seq, "timestamp", actor_user_id, actor_role, action, entity, e
        justification, before, after, data_key_version, prev_hash, row_hash
   FROM audit_log WHERE vendor_id = %s ORDER BY seq
 """
-_HEAD = "SELECT seq, row_hash FROM audit_chain_heads WHERE vendor_id = %s"
+_HEAD = "SELECT seq, row_hash FROM audit_chain_heads WHERE vendor_id = %s ORDER BY seq DESC LIMIT 1"
 _CHANGES = """
 SELECT entity, entity_id, request_id, before, after, data_key_version FROM audit_log WHERE vendor_id = %s AND seq = %s
 """

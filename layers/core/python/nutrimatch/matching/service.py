@@ -100,8 +100,8 @@ def match_customer(actor: Actor, request: RequestInfo, customer_id: UUID, query:
     # Pipelined: the scope, vendor and profile reads go in one round trip; the audit row goes with COMMIT.
     with scoped_transaction(database.writer, vendor_id, pipelined=True) as conn:
         # The product lookup touches the vendor's 16 partitions: planning it afresh (1.5 ms) costs more than running
-        # it, so its prepared statement keeps one generic plan (each id's partition chosen as it runs). The transaction's
-        # other statements are key lookups, for which a generic plan is as good.
+        # it, so its prepared statement keeps one generic plan (each id's partition is chosen as it runs). The
+        # transaction's other statements are key lookups, for which a generic plan is as good.
         conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         vendor_read = conn.execute(_VENDOR, (vendor_id,))
         stored = load_profile(conn, vendor_id, customer_id)
