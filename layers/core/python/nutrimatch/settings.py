@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     )
     db_pool_min: int = 1
     db_pool_max: int = 8
+    db_check_idle_seconds: float = Field(
+        default=10.0, description="A pooled connection unused this long is checked with a round trip before use.")
     replica_max_lag_seconds: float = 5.0
     replica_lag_cache_seconds: float = 1.0
 
