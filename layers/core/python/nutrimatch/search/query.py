@@ -209,22 +209,32 @@ def relevance_page(filters: Filters, rank_query: str, pool_size: int, examined: 
     products. (ts_rank_cd would also reward words found together, at eight times the cost per product.)"""
     where, checks = filters.for_lookup()
     keyset = "WHERE (score, id) < (%(after_key)s::real, %(after_id)s)" if after else ""
-    sql = f"""
+    page = f"""
         WITH pool AS MATERIALIZED (
             SELECT * FROM (
-                SELECT {PRODUCT_COLUMNS}, p.search_tsv, ({checks}) AS passes
+                SELECT p.id, p.search_tsv, ({checks}) AS passes
                   FROM tenant_products p WHERE {where} LIMIT %(examined)s
             ) candidates WHERE passes LIMIT %(pool_size)s
         ), ranked AS (
-            SELECT *, ts_rank(search_tsv, %(rank_query)s::tsquery, 1) AS score FROM pool
+            SELECT id, ts_rank(search_tsv, %(rank_query)s::tsquery, 1) AS score FROM pool
         )
-        SELECT {", ".join(PRODUCT_FIELDS)}, score AS sort_key FROM ranked {keyset}
-         ORDER BY score DESC, id DESC LIMIT %(fetch)s"""
+        SELECT id, score AS sort_key FROM ranked {keyset} ORDER BY score DESC, id DESC LIMIT %(fetch)s"""
+    sql = _with_products(page, "page.sort_key", "page.sort_key DESC, p.id DESC")
     params = {**filters.params, "pool_size": pool_size, "examined": examined, "rank_query": rank_query,
               "fetch": fetch}
     if after:
         params.update(after_key=after.key, after_id=after.id)
     return Statement(sql, params)
+
+
+def _with_products(page: str, columns: str, order: str) -> str:
+    """The products of a page of ids (and its `columns`), read by id once the page is known: the pool or
+    collection it was chosen from holds ids and keys, not every column of up to thousands of products (which
+    cost a third of a common word's relevance page). Each id reads only its own hash partition."""
+    return f"""
+        SELECT {PRODUCT_COLUMNS}, {columns} FROM ({page}) AS page
+          JOIN tenant_products p ON p.vendor_id = %(vendor_id)s AND p.id = page.id
+         ORDER BY {order}"""
 
 
 def collected_page(filters: Filters, spec: SortSpec, after: Cursor | None, fetch: int, cap: int) -> Statement:
@@ -240,14 +250,14 @@ def collected_page(filters: Filters, spec: SortSpec, after: Cursor | None, fetch
                   f" OR ({spec.expression}, p.id) {comparison} (%(after_key)s, %(after_id)s))")
     if after:
         params.update(after_key=after.key, after_id=after.id)
-    sql = f"""
+    page = f"""
         WITH matches AS MATERIALIZED (
-            SELECT {PRODUCT_COLUMNS}, {spec.expression} AS sort_key FROM tenant_products p WHERE {where}
-             LIMIT %(collect)s
+            SELECT p.id, {spec.expression} AS sort_key FROM tenant_products p WHERE {where} LIMIT %(collect)s
         )
-        SELECT *, count(*) OVER () AS matched FROM matches
+        SELECT id, sort_key, count(*) OVER () AS matched FROM matches
          ORDER BY sort_key {direction} NULLS LAST, id {direction} LIMIT %(fetch)s"""
-    return Statement(sql, params)
+    order = f"page.sort_key {direction} NULLS LAST, p.id {direction}"
+    return Statement(_with_products(page, "page.sort_key, page.matched", order), params)
 
 
 def walked_page(filters: Filters, spec: SortSpec, after: Cursor | None, fetch: int, budget: int, *,
