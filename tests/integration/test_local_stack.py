@@ -1,8 +1,10 @@
 import json
 import socket
 
+import psycopg
 import pytest
 
+from nutrimatch.local.postgres import shared_buffers_mb
 from nutrimatch.local.stack import LocalStack, LocalStackError, Ports
 from nutrimatch.settings import Settings
 
@@ -32,3 +34,12 @@ def test_a_port_held_by_another_program_is_named_in_the_error(tmp_path):
         ports = Ports(free.postgres, free.replica, taken, free.moto, free.gateway)
         with pytest.raises(LocalStackError, match=rf"Redis \(LOCAL_REDIS_PORT\): {taken}"):
             LocalStack(Settings(), ports, state_dir=tmp_path).start()
+
+
+def test_the_servers_buffer_cache_scales_with_the_machine(local_stack, database):
+    assert [shared_buffers_mb(mib * 1024**2) for mib in (512, 8192, 24576, 65536)] == [128, 1024, 2048, 2048]
+    for url in (database.admin_url, database.replica_url):
+        with psycopg.connect(url) as conn:
+            setting = conn.execute("SELECT setting::bigint * 8 / 1024 FROM pg_settings "
+                                   "WHERE name = 'shared_buffers'").fetchone()
+        assert setting is not None and setting[0] == shared_buffers_mb()
