@@ -172,9 +172,9 @@ class PostgresNode:
 
 def shared_buffers_mb(total_bytes: int | None = None) -> int:
     """An eighth of the machine's memory for each server (the replica copies the primary's settings), within
-    128 MB and 2 GB: Aurora gives its buffer cache three quarters of an instance's memory, and with the 256 MB
-    this started with, searching 2M products read two blocks in five from the OS cache instead. Only what is
-    used is allocated, so a small dataset costs no more memory."""
+    128 MB and 2 GB. Aurora gives its buffer cache three quarters of an instance's memory; with 256 MB, a replica
+    searching 2M products read two blocks in five from the OS cache. Only what is used is allocated, so a small
+    dataset costs no more memory."""
     total = total_bytes if total_bytes is not None else psutil.virtual_memory().total
     return max(128, min(2048, total // 8 // 1024**2))
 
