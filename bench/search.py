@@ -126,21 +126,15 @@ def _partition_index(conn: Any, partition: str, parent_index: str) -> str:
 
 
 def wait_for_replica(timeout: float = 1800) -> float:
-    import psycopg
-
+    from nutrimatch.db.replica import wait_until_replayed
     from nutrimatch.settings import get_settings
 
     settings = get_settings()
-    started = time.perf_counter()
-    with psycopg.connect(settings.database_admin_url, autocommit=True) as primary:
-        # The insert position: with synchronous_commit off, a commit may not have been written out yet.
-        target = primary.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
-    with psycopg.connect(settings.database_replica_url, autocommit=True) as replica:
-        while not replica.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)).fetchone()[0]:
-            if time.perf_counter() - started > timeout:
-                raise SystemExit("the replica did not catch up")
-            time.sleep(0.2)
-    return round(time.perf_counter() - started, 1)
+    assert settings.database_replica_url
+    try:
+        return round(wait_until_replayed(settings.database_admin_url, settings.database_replica_url, timeout), 1)
+    except TimeoutError as error:
+        raise SystemExit(str(error)) from error
 
 
 # --- the query mix ------------------------------------------------------------------------------------------

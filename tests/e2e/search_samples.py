@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg import sql
 
 from nutrimatch.db import get_database, scoped_transaction
+from nutrimatch.db.replica import wait_until_replayed
 from nutrimatch.settings import get_settings
 from nutrimatch.tenancy.vendors import Vendor
 
@@ -33,15 +32,8 @@ def insert_products(vendor_id: UUID, products: Iterable[Mapping[str, Any]]) -> N
 def wait_for_replica(timeout: float = 10) -> None:
     """Until the replica has replayed everything the writer has written so far."""
     settings = get_settings()
-    with psycopg.connect(settings.database_admin_url, autocommit=True) as primary:
-        # The insert position: with synchronous_commit off, a commit may not have been written out yet.
-        target = primary.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
     assert settings.database_replica_url
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(settings.database_replica_url, autocommit=True) as replica:
-        while not replica.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)).fetchone()[0]:
-            assert time.monotonic() < deadline, "the replica did not catch up"
-            time.sleep(0.01)
+    wait_until_replayed(settings.database_admin_url, settings.database_replica_url, timeout)
 
 
 def sample_product(vendor: Vendor) -> str:
