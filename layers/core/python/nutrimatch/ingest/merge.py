@@ -77,19 +77,19 @@ def _find_duplicates(conn: Connection, job: dict[str, Any], chunks: list[dict[st
     """Marks each repeat of an external id after its first row (the first one wins)."""
     table = sql.Identifier("staging", duplicates_table(job["id"]))
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
-    # Grouping the whole file by a 64-bit hash of the id finds the few keys that repeat; only their rows are
-    # then grouped by the id itself (a hash collision is no duplicate).
+    # A hash self-join of the whole file on a 64-bit hash of the id finds the few rows whose key repeats; only
+    # those are then grouped by the id itself (a hash collision is no duplicate). A join, not a GROUP BY: the
+    # workers of a parallel plan share one hash table, where a grouping of 2M distinct keys ends in one process.
     conn.execute(sql.SQL("""
         CREATE UNLOGGED TABLE {table} {storage} AS
-        WITH repeated_keys AS (SELECT external_key FROM ({every_row}) e WHERE external_key IS NOT NULL
-                                GROUP BY external_key HAVING count(*) > 1),
-             candidates AS (SELECT * FROM ({every_row}) c
-                             WHERE external_key IN (SELECT external_key FROM repeated_keys))
-        SELECT r.chunk_no, r.line, f.first_row
-          FROM candidates r
-          JOIN (SELECT external_id, min(row_number) AS first_row FROM candidates
-                 GROUP BY external_id HAVING count(*) > 1) f USING (external_id)
-         WHERE r.row_number > f.first_row""").format(
+        SELECT chunk_no, line, first_row
+          FROM (SELECT c.chunk_no, c.line, c.row_number,
+                       min(c.row_number) OVER (PARTITION BY c.external_id) AS first_row
+                  FROM ({every_row}) c
+                 WHERE EXISTS (SELECT FROM ({every_row}) o
+                                WHERE o.external_key = c.external_key
+                                  AND (o.chunk_no, o.line) <> (c.chunk_no, c.line))) r
+         WHERE row_number > first_row""").format(
         table=table, storage=sql.SQL(SCRATCH_STORAGE), every_row=_every_row(job, chunks, "external_key")))
     found = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(table)).fetchone()
     return int(found["n"]) if found else 0

@@ -146,17 +146,18 @@ class Interpretation:
 
     def derived_columns(self) -> list[sql.Composable]:
         """Columns a staging table computes from its cells while they are copied (so in the parallel loads):
-        the external id as validation reads it and a hash of it, and for products the 64-bit hash of the mapped
-        cells (as read) and of this interpretation of them, which tells an unchanged row without validating it."""
+        a hash of the external id, for products the 64-bit hash of the mapped cells (as read) and of this
+        interpretation of them, which tells an unchanged row without validating it, and the external id as
+        validation reads it; fixed-width columns first."""
         key = sql.SQL("nullif(btrim({}), '')").format(sql.Identifier(f"c{self.columns['external_id'].index}"))
+        # Repeated external ids are looked for among rows whose key repeats: grouping by a number is cheaper.
         derived: list[sql.Composable] = [
-            sql.SQL("external_id text GENERATED ALWAYS AS ({}) STORED").format(key),
-            # Repeated external ids are looked for among rows whose key repeats: grouping by a number is cheaper.
             sql.SQL("external_key bigint GENERATED ALWAYS AS (hashtextextended({}, 0)) STORED").format(key)]
         if self.kind is IngestKind.PRODUCTS:
             cells = sql.SQL(", ").join(sql.Identifier(f"c{self.columns[f].index}") for f in sorted(self.columns))
             derived.append(sql.SQL("source_hash bigint GENERATED ALWAYS AS (hash_record_extended(ROW({}), {})) "
                                    "STORED").format(cells, sql.Literal(self._fingerprint())))
+        derived.append(sql.SQL("external_id text GENERATED ALWAYS AS ({}) STORED").format(key))
         return derived
 
     def _fingerprint(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import time
@@ -149,7 +150,9 @@ class PostgresNode:
         self.log_file.touch()
         _hand_to_server_user(self.log_file)
         try:
-            _pg([pg_bin("pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60", "-l", str(self.log_file), "start"])
+            # The port on the command line: a durable stack restarted on other ports keeps its data directory.
+            _pg([pg_bin("pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60", "-l", str(self.log_file),
+                 "-o", f"-p {self.port}", "start"])
         except PostgresError as error:
             tail = self.log_file.read_text(errors="replace")[-2000:]
             raise PostgresError(f"{error}\n--- {self.log_file} ---\n{tail}") from error
@@ -217,6 +220,15 @@ def init_replica(primary: PostgresNode, replica: PostgresNode, slot: str = "repl
     with (replica.data_dir / "postgresql.conf").open("a") as handle:
         handle.write(f"\nport = {replica.port}\nunix_socket_directories = '{replica.socket_dir}'\n")
     _hand_to_server_user(replica.data_dir)
+
+
+def follow_primary(primary: PostgresNode, replica: PostgresNode) -> None:
+    """Points the replica's streaming connection (written by pg_basebackup -R) at the primary's current port."""
+    settings = replica.data_dir / "postgresql.auto.conf"
+    text = settings.read_text()
+    pointed = re.sub(r"(primary_conninfo = '.*?\bport=)\d+", rf"\g<1>{primary.port}", text)
+    if pointed != text:
+        settings.write_text(pointed)
 
 
 def ensure_database(primary: PostgresNode, name: str) -> None:

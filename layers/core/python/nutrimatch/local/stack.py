@@ -30,6 +30,7 @@ from nutrimatch.local.postgres import (
     APP_ROLE,
     PostgresNode,
     ensure_database,
+    follow_primary,
     init_primary,
     init_replica,
     wait_for_database_on_replica,
@@ -158,6 +159,7 @@ class LocalStack:
         with admin_connect(self.settings_for_stack()) as conn:
             migrate(conn, MIGRATIONS_DIR)
         init_replica(self.primary, self.replica)
+        follow_primary(self.primary, self.replica)
         self.replica.start()
         self.replica.wait_ready()
         wait_for_database_on_replica(self.replica, DATABASE_NAME)
