@@ -24,8 +24,11 @@ def client(service: str, settings: Settings | None = None) -> Any:
         if key not in _clients:
             options: dict[str, Any] = {
                 "region_name": settings.aws_region,
+                # No SHA-256 of every S3 body for SigV4: over HTTPS (AWS) botocore already sends it unsigned
+                # with a checksum, and the same holds over the local stand-in's plain HTTP.
                 "config": Config(retries={"mode": "standard", "max_attempts": 5},
-                                 s3={"addressing_style": "path"}, max_pool_connections=32),
+                                 s3={"addressing_style": "path", "payload_signing_enabled": False},
+                                 max_pool_connections=32),
             }
             if settings.aws_endpoint_url:
                 # A local endpoint (moto) accepts any credentials; real AWS uses the normal chain.
