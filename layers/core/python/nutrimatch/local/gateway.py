@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import pybase64
+
 from nutrimatch.local.lambdas import invoke as invoke_function
 from nutrimatch.routes import BINARY_MEDIA_TYPES, MAX_REQUEST_BYTES, Route, find_route
 
@@ -74,7 +76,7 @@ def build_proxy_event(
     if not body:
         event_body, encoded = None, False
     elif is_binary:
-        event_body, encoded = base64.b64encode(body).decode(), True
+        event_body, encoded = pybase64.b64encode(body).decode(), True
     else:
         event_body, encoded = body.decode("utf-8", errors="replace"), False
     user_agent = next((v for k, v in single_headers.items() if k.lower() == "user-agent"), "")
