@@ -1,6 +1,7 @@
-"""Whether a replica has replayed up to a writer's insert position, WAL page headers included."""
+"""Replica positions: whether a replica has replayed up to a writer's insert position (WAL page headers included),
+and how far behind it is from successive probes."""
 
-from nutrimatch.db.replica import WAL_PAGE_BYTES, lsn_bytes, replayed_up_to
+from nutrimatch.db.replica import WAL_PAGE_BYTES, LagTracker, ReplayPosition, lsn_bytes, replayed_up_to
 
 PAGE = 7 * WAL_PAGE_BYTES  # the start of a WAL page
 
@@ -23,3 +24,39 @@ def test_an_insert_position_just_past_a_page_header_is_reached_at_the_page_start
     assert replayed_up_to(PAGE, PAGE + 40)
     assert not replayed_up_to(PAGE - 8, PAGE + 24)  # a record before the boundary is still missing
     assert not replayed_up_to(PAGE, PAGE + 32)  # past a header, inside the page: a record is missing
+
+
+def behind(received, replayed, since_last_commit):
+    return ReplayPosition(True, received, replayed, since_last_commit)
+
+
+def test_everything_received_replayed_is_no_lag_however_old_the_last_commit():
+    assert LagTracker().lag(10.0, behind(500, 500, 3600.0)) == 0.0
+    assert LagTracker().lag(10.0, ReplayPosition(False, None, None, None)) == 0.0  # the writer itself
+
+
+def test_wal_without_commits_after_a_quiet_spell_is_not_an_hour_of_lag():
+    # An hour without commits, then a checkpoint's WAL arrives: received runs ahead of replay for a moment.
+    tracker = LagTracker()
+    assert tracker.lag(100.0, behind(500, 500, 3600.0)) == 0.0
+    assert tracker.lag(101.0, behind(900, 500, 3601.0)) == 1.0  # all it had at 100.0 is replayed
+    assert tracker.lag(102.0, behind(900, 900, 3602.0)) == 0.0
+
+
+def test_a_stalled_replay_grows_from_the_last_probe_it_had_caught_up_with():
+    tracker = LagTracker()
+    tracker.lag(100.0, behind(500, 500, 0.5))
+    assert tracker.lag(101.0, behind(700, 500, 1.5)) == 1.0
+    assert tracker.lag(102.5, behind(800, 500, 3.0)) == 2.5
+    assert tracker.lag(104.0, behind(900, 700, 4.0)) == 3.0  # replayed what it had at 101.0
+    assert tracker.lag(105.0, behind(950, 700, 0.2)) == 0.2  # a commit replayed just now is the closer bound
+
+
+def test_without_a_probe_to_go_by_the_age_of_the_last_commit_is_the_lag():
+    assert LagTracker().lag(100.0, behind(700, 500, 42.0)) == 42.0
+    tracker = LagTracker(remembered=3)
+    tracker.lag(100.0, behind(500, 500, 0.0))
+    for second in (101.0, 102.0, 103.0):
+        tracker.lag(second, behind(500 + second, 500, 9.0))
+    assert tracker.lag(104.0, behind(700, 500, 9.0)) == 9.0  # the caught-up probe was forgotten
+    assert LagTracker().lag(100.0, ReplayPosition(True, None, 500, 7.0)) == 7.0  # not streaming

@@ -3,26 +3,79 @@
 from __future__ import annotations
 
 import time
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
-# An idle primary sends no transactions, so `now() - pg_last_xact_replay_timestamp()` grows while nothing is
-# behind: when everything received has been replayed, the lag is zero.
-LAG_SECONDS_SQL = """
-SELECT CASE
-         WHEN NOT pg_is_in_recovery() THEN 0.0
-         WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0.0
-         ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0.0)
-       END::float8 AS lag_seconds
+# Where the replica stands: what it has received and replayed (bytes of WAL), and how long ago the last commit
+# it replayed was made on the writer.
+REPLAY_POSITION_SQL = """
+SELECT pg_is_in_recovery() AS in_recovery,
+       pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::float8 AS received,
+       pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::float8 AS replayed,
+       EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 AS since_last_commit
 """
 
 
-def lag_seconds(conn: psycopg.Connection[Any]) -> float:
-    row = conn.execute(LAG_SECONDS_SQL).fetchone()
+@dataclass(frozen=True)
+class ReplayPosition:
+    in_recovery: bool
+    received: float | None
+    replayed: float | None
+    since_last_commit: float | None
+
+
+def replay_position(conn: psycopg.Connection[Any]) -> ReplayPosition:
+    row = conn.execute(REPLAY_POSITION_SQL).fetchone()
     assert row is not None
-    value = row["lag_seconds"] if isinstance(row, dict) else row[0]
-    return float(value)
+    values = row if isinstance(row, dict) else dict(zip(("in_recovery", "received", "replayed",
+                                                          "since_last_commit"), row, strict=True))
+    return ReplayPosition(**values)
+
+
+class LagTracker:
+    """A replica's lag from successive probes of its position (one tracker per reader and process).
+
+    `now() - pg_last_xact_replay_timestamp()` is the age of the last commit replayed. Alone it overstates the lag
+    whenever WAL without a commit is in flight after a quiet spell — a checkpoint, a vacuum, the first commit
+    after an idle hour: the last commit is old, yet nothing is late. So, as seen from the probes:
+    - everything received has been replayed: no lag (an idle writer is not lag);
+    - otherwise, a replica that has now replayed all it had received at an earlier probe is at most the time
+      since that probe behind; the lag is the smaller of that and the age of the last commit. With no such
+      probe remembered (the first probe of a process, or `remembered` probes in a row behind) only the age of
+      the last commit is left.
+    WAL the writer has not shipped yet (commits are asynchronous) counts as none.
+    """
+
+    def __init__(self, remembered: int = 600) -> None:
+        self._probes: deque[tuple[float, float]] = deque(maxlen=remembered)  # (when, received)
+
+    def lag(self, at: float, position: ReplayPosition) -> float:
+        """The lag in seconds at `at` (the tracker's own clock), given the position probed then."""
+        if not position.in_recovery:
+            return 0.0
+        since_last_commit = max(0.0, position.since_last_commit or 0.0)
+        received, replayed = position.received, position.replayed
+        if received is None or replayed is None:  # not streaming: the age of the last commit is all there is
+            return since_last_commit
+        if received <= replayed:
+            self._probes.clear()
+            self._probes.append((at, received))
+            return 0.0
+        anchor = max((when for when, then_received in self._probes if then_received <= replayed), default=None)
+        if anchor is not None:  # older probes can never be the newest covered one again
+            self._probes = deque(((when, r) for when, r in self._probes if when >= anchor),
+                                 maxlen=self._probes.maxlen)
+        self._probes.append((at, received))
+        return since_last_commit if anchor is None else min(since_last_commit, at - anchor)
+
+
+def lag_seconds(conn: psycopg.Connection[Any]) -> float:
+    """The replica's lag from one probe (see LagTracker: without earlier probes, the age of the last commit
+    replayed unless everything received has been replayed)."""
+    return LagTracker().lag(time.monotonic(), replay_position(conn))
 
 
 WAL_PAGE_BYTES = 8192

@@ -1,7 +1,8 @@
 """Read routing: heavy reads go to the reader (the replica) unless it is too far behind or unreachable.
 
 The replica's lag is measured at most once per `replica_lag_cache_seconds` per process (`nutrimatch.db.replica`
-treats an idle primary as zero lag), not on every request. A lag above `replica_max_lag_seconds`, a reader that
+treats an idle primary as zero lag, and WAL without commits after a quiet spell as what it is), not on every
+request. A lag above `replica_max_lag_seconds`, a reader that
 does not answer within `replica_connect_timeout_seconds`, or a connection error during the read sends the read
 to the writer instead — never an error to the caller. An unreachable reader is not tried again for
 `replica_down_retry_seconds`, so an outage costs one slow probe per process and period, not one per request.
@@ -28,7 +29,7 @@ from uuid import UUID
 import psycopg
 
 from nutrimatch.db import Connection, Database, get_database, scoped_transaction
-from nutrimatch.db.replica import lag_seconds
+from nutrimatch.db.replica import LagTracker, replay_position
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class ReplicaRouter:
         self.database = database
         self._clock = clock
         self._state: _ReplicaState | None = None
+        self._lag = LagTracker()
         self._lock = threading.Lock()
 
     def read(self, vendor_id: UUID, work: Callable[[Connection], T], *,
@@ -142,7 +144,7 @@ class ReplicaRouter:
         assert reader is not None
         try:
             with reader.connection(timeout=self.database.settings.replica_connect_timeout_seconds) as conn:
-                return lag_seconds(conn)
+                return self._lag.lag(self._clock(), replay_position(conn))
         except psycopg.OperationalError as error:  # PoolTimeout is one too
             logger.warning("reader unreachable (%s); reads go to the writer", type(error).__name__)
             return None
