@@ -353,6 +353,23 @@ def test_an_order_without_an_index_sorts_a_bounded_number_of_matches(catalog, mo
     assert raised.value.details == {"field": "sort"}
 
 
+def test_a_sort_without_an_index_is_refused_untried_when_far_more_match_than_it_may_collect(catalog, database,
+                                                                                           monkeypatch):
+    vendor, _ = catalog
+    _analyze(database)  # the planner's estimate of the matches decides
+    # Any estimate is "far more" here: the rule, not the margin (a tuning constant), is what this test is about.
+    monkeypatch.setattr(service, "HOPELESS_SORT_FACTOR", 0)
+    collected = []
+    collect = service.collected_page
+    monkeypatch.setattr(service, "collected_page", lambda *args, **kw: collected.append(args) or collect(*args, **kw))
+    with pytest.raises(InvalidInput) as raised:
+        search(vendor, q="salt", sort="protein_g_desc")
+    assert raised.value.details == {"field": "sort"} and collected == []
+    # A filter narrows the matches beyond the text's estimate: collecting is tried, and answers.
+    assert names(vendor, q="salt", category="Soups", sort="protein_g_desc") == ["Tomato Soup"]
+    assert collected
+
+
 def test_a_cursor_belongs_to_its_sort(catalog):
     vendor, _ = catalog
     cursor = search(vendor, sort="price_asc", limit=2).next_cursor

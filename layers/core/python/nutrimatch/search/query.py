@@ -27,7 +27,8 @@ The two bounds meet: for matches spread evenly along the order, collecting reads
 walking reads about page size * catalog size / matches, equal near the square root of page size * catalog size
 (about 6,500 for pages of 20 in 2M products). A search that neither can answer — many matches, all far along
 the order — is refused with 422 naming `sort` rather than read for seconds. The nutrient orders have no index
-(each slows ingestion; see the migration): they are collected, and refused beyond the cap.
+(each slows ingestion; see the migration): they are collected, and refused beyond the cap — without collecting
+when nothing but the text narrows the search and the planner expects `HOPELESS_SORT_FACTOR` times the cap.
 
 Facets count the first `search_facet_sample` matches, and say whether that was all of them.
 """
@@ -51,6 +52,9 @@ PRODUCT_FIELDS = (
 )
 PRODUCT_COLUMNS = ", ".join(f"p.{name}" for name in PRODUCT_FIELDS)
 FACET_VALUES = 50
+# A sort without an index is refused untried when the planner expects this many times the collectable matches:
+# its estimates of a word's matches are seldom off by that much.
+HOPELESS_SORT_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,12 @@ class Filters:
     def sql(self) -> str:
         return " AND ".join(self.scope + self.lookup + [clause for clause, _ in self.checks])
 
+    @property
+    def only_text_narrows(self) -> bool:
+        """Whether the full-text lookup is all that narrows the vendor's products of the requested status (the
+        first two scope clauses), so that the planner's estimate of its matches is that of the search's."""
+        return len(self.scope) == 2 and not self.checks
+
     def for_lookup(self) -> tuple[str, str]:
         """(WHERE, checks) of reading the full-text index's matches and checking each."""
         return " AND ".join(self.scope + self.lookup), " AND ".join(c for c, _ in self.checks) or "true"
@@ -168,7 +178,8 @@ class Filters:
 def build_filters(vendor_id: UUID, request: SearchRequest) -> Filters:
     """Every filter of the request but the search text (compiled in the database: `Filters.with_text`)."""
     filters = Filters()
-    # The explicit vendor lets the planner prune to the vendor's partitions; RLS checks it again.
+    # The explicit vendor lets the planner prune to the vendor's partitions; RLS checks it again. Vendor and
+    # status come first, always (Filters.only_text_narrows).
     filters.narrow("p.vendor_id = %(vendor_id)s", vendor_id=vendor_id)
     filters.narrow("p.status = %(status)s", status=request.status)
     if request.category is not None:
