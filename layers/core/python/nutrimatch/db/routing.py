@@ -1,11 +1,11 @@
 """Read routing: heavy reads go to the reader (the replica) unless it is too far behind or unreachable.
 
-The replica's lag is measured at most once per `replica_lag_cache_seconds` per process (`nutrimatch.db.replica`
-treats an idle primary as zero lag, and WAL without commits after a quiet spell as what it is), not on every
-request. A lag above `replica_max_lag_seconds`, a reader that
-does not answer within `replica_connect_timeout_seconds`, or a connection error during the read sends the read
-to the writer instead — never an error to the caller. An unreachable reader is not tried again for
-`replica_down_retry_seconds`, so an outage costs one slow probe per process and period, not one per request.
+The replica's lag is measured at most once per `replica_lag_cache_seconds` per process, not on every request
+(`nutrimatch.db.replica.LagTracker`: an idle writer is no lag, nor is WAL without commits after a quiet spell).
+A lag above `replica_max_lag_seconds`, a reader that does not answer within `replica_connect_timeout_seconds`,
+or a connection error during the read sends the read to the writer instead — never an error to the caller.
+An unreachable reader is not tried again for `replica_down_retry_seconds`, so an outage costs one slow probe per
+process and period, not one per request.
 (The probe fails fast; a read that starts in the instant between a good probe and the reader's failure waits
 for its connection up to the pool's own timeout, as scoped_transaction takes no timeout of its own.) The lag is
 the replica's view: WAL the writer has not shipped yet (commits are asynchronous) counts as none.
