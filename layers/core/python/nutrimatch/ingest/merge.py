@@ -78,7 +78,7 @@ def _find_duplicates(conn: Connection, job: dict[str, Any], chunks: list[dict[st
     table = sql.Identifier("staging", duplicates_table(job["id"]))
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
     # A hash self-join of the whole file on a 64-bit hash of the id finds the few rows whose key repeats; only
-    # those are then grouped by the id itself (a hash collision is no duplicate). A join, not a GROUP BY: the
+    # those are then compared by the id itself (a hash collision is no duplicate). A join, not a GROUP BY: the
     # workers of a parallel plan share one hash table, where a grouping of 2M distinct keys ends in one process.
     conn.execute(sql.SQL("""
         CREATE UNLOGGED TABLE {table} {storage} AS

@@ -150,7 +150,7 @@ class Interpretation:
         interpretation of them, which tells an unchanged row without validating it, and the external id as
         validation reads it; fixed-width columns first."""
         key = sql.SQL("nullif(btrim({}), '')").format(sql.Identifier(f"c{self.columns['external_id'].index}"))
-        # Repeated external ids are looked for among rows whose key repeats: grouping by a number is cheaper.
+        # Repeated external ids are looked for among rows whose key repeats: joining on a number is cheaper.
         derived: list[sql.Composable] = [
             sql.SQL("external_key bigint GENERATED ALWAYS AS (hashtextextended({}, 0)) STORED").format(key)]
         if self.kind is IngestKind.PRODUCTS:
