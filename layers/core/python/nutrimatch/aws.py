@@ -13,13 +13,15 @@ from botocore.config import Config
 
 from nutrimatch.settings import Settings, get_settings
 
-_clients: dict[tuple[int, str], Any] = {}
+_clients: dict[tuple[str | None, str, str], Any] = {}
 _lock = threading.Lock()
 
 
 def client(service: str, settings: Settings | None = None) -> Any:
     settings = settings or get_settings()
-    key = (id(settings), service)
+    # Keyed by what the client is built from, not by the settings object: a freed object's id() is
+    # reused, and a client cached for a stack that has since stopped would then answer for the new one.
+    key = (settings.aws_endpoint_url, settings.aws_region, service)
     with _lock:
         if key not in _clients:
             options: dict[str, Any] = {
