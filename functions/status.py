@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 
 from nutrimatch.api import create_app, lambda_handler
 from nutrimatch.api.openapi import SWAGGER_PAGE, openapi_document
-from nutrimatch.db import get_database
+from nutrimatch.db.routing import get_router
 from nutrimatch.settings import get_settings
 from nutrimatch.status import SystemStatus, check_system
 
@@ -15,7 +15,7 @@ app = create_app()
 
 @app.get("/api/v1/health", summary="Status of the writer, the reader (with replication lag), Redis and S3")
 def health() -> Response[SystemStatus]:
-    report = check_system(get_settings(), get_database())
+    report = check_system(get_settings(), get_router())
     return Response(status_code=200 if report.status == "ok" else 503,
                     content_type=content_types.APPLICATION_JSON, body=report)
 

@@ -12,6 +12,7 @@ from nutrimatch.db.routing import Consistency, Freshness, get_router
 from nutrimatch.search import service
 from nutrimatch.search.models import SearchRequest
 from nutrimatch.settings import get_settings
+from nutrimatch.status import check_system
 from tests.e2e.search_samples import insert_products, wait_for_replica
 
 
@@ -144,7 +145,7 @@ def test_a_replica_behind_but_within_the_bound_answers_as_stale(vendor, database
     assert [p.name for p in stale.products] == ["Oat Crunch Granola"]  # not yet the new one
 
 
-def test_wal_without_commits_after_a_quiet_spell_does_not_send_reads_to_the_writer(vendor, database, monkeypatch):
+def test_wal_without_commits_after_a_quiet_spell_is_not_lag_for_routing_or_health(vendor, database, monkeypatch):
     _configure(monkeypatch, replica_max_lag_seconds=0.5, replica_lag_cache_seconds=0)
     with psycopg.connect(_replica_admin_url(database), autocommit=True) as replica_admin, \
             psycopg.connect(database.admin_url, autocommit=True) as writer_admin:
@@ -163,9 +164,11 @@ def test_wal_without_commits_after_a_quiet_spell_does_not_send_reads_to_the_writ
                 assert _until(lambda: replica("pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()"), timeout=5)
                 last_commit_old = replica("now() - pg_last_xact_replay_timestamp() > interval '0.5 s'")
                 routed = _search(vendor)
+                status = check_system(get_settings(), get_router())
             finally:
                 replica_admin.execute("SELECT pg_wal_replay_resume()")
             if last_commit_old:
                 break
     assert last_commit_old  # the age of the last commit alone would have exceeded the bound
     assert routed.served_by == "replica" and routed.replica_lag_seconds < 0.5
+    assert status.reader.status == "up" and status.reader.replication_lag_ms < 500  # /health measures it alike

@@ -1,5 +1,8 @@
 """The replica router measures lag at most once per cache period, and leaves a failed reader alone longer."""
 
+import psycopg
+import pytest
+
 from nutrimatch.db import Database
 from nutrimatch.db.routing import ReplicaRouter
 from nutrimatch.settings import Settings
@@ -22,9 +25,12 @@ class ProbedRouter(ReplicaRouter):
         self.answers = list(answers)
         self.probes = 0
 
-    def _measure_lag(self):
+    def _probe(self):
         self.probes += 1
-        return self.answers.pop(0)
+        answer = self.answers.pop(0)
+        if answer is None:
+            raise psycopg.OperationalError("connection refused")
+        return answer
 
 
 def test_lag_is_measured_once_per_cache_period():
@@ -48,3 +54,15 @@ def test_an_unreachable_reader_is_not_probed_again_before_the_retry_period():
     assert router.probes == 1
     clock.now += 0.2
     assert router.replica_lag() == 0.0
+
+
+def test_a_health_probe_measures_now_and_routing_uses_its_measurement():
+    clock = Clock()
+    router = ProbedRouter([0.2, 3.0, None], clock)
+    assert router.replica_lag() == 0.2
+    assert router.probe() == 3.0  # within the cache period, yet measured afresh
+    assert router.replica_lag() == 3.0
+    with pytest.raises(psycopg.OperationalError):
+        router.probe()
+    assert router.replica_lag() is None  # routing leaves the unreachable reader alone
+    assert router.probes == 3

@@ -72,12 +72,6 @@ class LagTracker:
         return since_last_commit if anchor is None else min(since_last_commit, at - anchor)
 
 
-def lag_seconds(conn: psycopg.Connection[Any]) -> float:
-    """The replica's lag from one probe (see LagTracker: without earlier probes, the age of the last commit
-    replayed unless everything received has been replayed)."""
-    return LagTracker().lag(time.monotonic(), replay_position(conn))
-
-
 WAL_PAGE_BYTES = 8192
 _PAGE_HEADER_BYTES = (24, 40)  # a page's header; the longer one starts a WAL segment
 

@@ -137,17 +137,29 @@ class ReplicaRouter:
                     else settings.replica_down_retry_seconds
                 if self._clock() - state.measured_at < ttl:
                     return state.lag_seconds
-            return self._remember(self._measure_lag())
+            try:
+                return self._remember(self._probe())
+            except psycopg.OperationalError as error:  # PoolTimeout is one too
+                logger.warning("reader unreachable (%s); reads go to the writer", type(error).__name__)
+                return self._remember(None)
 
-    def _measure_lag(self) -> float | None:
+    def probe(self) -> float:
+        """The reader's lag measured now, as routing measures it (and then used by routing); raises
+        psycopg.OperationalError when the reader is unreachable."""
+        with self._lock:
+            try:
+                lag = self._probe()
+            except psycopg.OperationalError:
+                self._remember(None)
+                raise
+            self._remember(lag)
+            return lag
+
+    def _probe(self) -> float:
         reader = self.database.reader
         assert reader is not None
-        try:
-            with reader.connection(timeout=self.database.settings.replica_connect_timeout_seconds) as conn:
-                return self._lag.lag(self._clock(), replay_position(conn))
-        except psycopg.OperationalError as error:  # PoolTimeout is one too
-            logger.warning("reader unreachable (%s); reads go to the writer", type(error).__name__)
-            return None
+        with reader.connection(timeout=self.database.settings.replica_connect_timeout_seconds) as conn:
+            return self._lag.lag(self._clock(), replay_position(conn))
 
     def _remember(self, lag: float | None) -> float | None:
         self._state = _ReplicaState(lag, self._clock())

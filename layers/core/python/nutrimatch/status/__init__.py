@@ -10,8 +10,7 @@ import redis
 from pydantic import BaseModel
 
 from nutrimatch import aws
-from nutrimatch.db import Database
-from nutrimatch.db.replica import lag_seconds
+from nutrimatch.db.routing import ReplicaRouter
 from nutrimatch.settings import Settings
 
 State = Literal["up", "down", "disabled"]
@@ -44,15 +43,16 @@ def _probe(check: Callable[[], float | None]) -> ComponentStatus:
                            replication_lag_ms=None if lag is None else round(lag * 1000, 2))
 
 
-def check_system(settings: Settings, database: Database) -> SystemStatus:
+def check_system(settings: Settings, router: ReplicaRouter) -> SystemStatus:
+    """Each dependency probed now; the reader's lag as the router measures it for routing (see LagTracker)."""
+    database = router.database
+
     def writer() -> None:
         with database.writer.connection() as conn:
             conn.execute("SELECT 1")
 
     def reader() -> float:
-        assert database.reader is not None
-        with database.reader.connection() as conn:
-            return lag_seconds(conn)
+        return router.probe()
 
     def cache() -> None:
         redis.Redis.from_url(settings.redis_url, socket_timeout=2).ping()
