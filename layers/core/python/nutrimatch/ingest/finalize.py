@@ -2,11 +2,11 @@
 
 Finalize swaps a bulk load's shadow partitions in (their statistics were gathered leaf by leaf when they were
 indexed), retires what a `replace` file no longer lists, refreshes statistics of the vendor's partitions
-only, writes errors.csv to S3, bumps the vendor's catalog version when anything changed, records
-`job.completed` in the outbox, and drops the job's staging tables. PublishMatchingSnapshot then builds
-matching's snapshot of the new catalog version. MarkFailed records why a job failed, emits `job.failed` and
-drops the job's staging tables and shadow; the sweeper does the same for jobs whose execution ended without
-either (timed out, stopped).
+only and empties the pending list of their full-text index, writes errors.csv to S3, bumps the vendor's
+catalog version when anything changed, records `job.completed` in the outbox, and drops the job's staging
+tables. PublishMatchingSnapshot then builds matching's snapshot of the new catalog version. MarkFailed records
+why a job failed, emits `job.failed` and drops the job's staging tables and shadow; the sweeper does the same
+for jobs whose execution ended without either (timed out, stopped).
 """
 
 from __future__ import annotations
@@ -130,6 +130,9 @@ def finalize(database: Database, s3: Any, job_id: UUID, vendor_id: UUID) -> dict
             if not swapped:
                 conn.execute("SELECT analyze_vendor_partitions(%s, %s)", (vendor_id, job["kind"]))
             if job["kind"] == "products":
+                # Before the new version is announced: searches would otherwise read the changes' pending
+                # full-text entries one by one (sql/migrations/0014_search_index_pending_list.sql).
+                conn.execute("SELECT flush_vendor_search_index(%s)", (vendor_id,))
                 conn.execute("UPDATE vendors SET catalog_version = %s, updated_at = now() WHERE id = %s",
                              (job["catalog_version"], vendor_id))
         conn.execute(
