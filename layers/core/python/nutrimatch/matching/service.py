@@ -76,13 +76,19 @@ class _Matching:
 
     def rank_and_explain(self, conn: Connection, snapshot: FeatureSnapshot) -> CachedMatches:
         """Exact top k from the snapshot, each product read live, checked again and explained."""
-        ranking = rank(snapshot, self.plan, k=self.query.k + SPARE_CANDIDATES, filters=self.filters,
+        k = self.query.k
+        ranking = rank(snapshot, self.plan, k=k + SPARE_CANDIDATES, filters=self.filters,
                        allow_unknown_allergens=self.allow_unknown)
-        rows = {row["id"]: row for row in conn.execute(
-            _PRODUCTS, ([item.product_id for item in ranking.items], self.vendor_id), prepare=True)}
-        live = list(islice(((item, rows[item.product_id]) for item in ranking.items if item.product_id in rows
+        live: list[tuple[Ranked, dict[str, Any]]] = []
+        # The spares are read only when a ranked product was dropped (rarely): each id read costs the database.
+        for batch in (ranking.items[:k], ranking.items[k:]):
+            if len(live) == k or not batch:
+                break
+            rows = {row["id"]: row for row in conn.execute(
+                _PRODUCTS, ([item.product_id for item in batch], self.vendor_id), prepare=True)}
+            live += islice(((item, rows[item.product_id]) for item in batch if item.product_id in rows
                             and is_eligible(rows[item.product_id], self.plan, self.filters, self.allow_unknown)),
-                           self.query.k))
+                           k - len(live))
         amounts = [amounts_per_serving(row) for _, row in live]
         matches = [_match(item, row, self.plan, row_amounts, row_reasons) for (item, row), row_amounts, row_reasons
                    in zip(live, amounts, self.plan.reasons(amounts), strict=True)]
