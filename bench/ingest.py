@@ -3,7 +3,8 @@
 (a) raw COPY of the CSV into an UNLOGGED table with the same columns — the floor;
 (b) first load: upload done → job completed: rows live, searchable, analyzed (the real state machine, run
     locally; its last step, publishing matching's snapshot of the new catalog, follows and is timed apart);
-(c) re-ingest of the unchanged file; (d) a first load of a file with 1 % bad rows.
+(c) re-ingest of the unchanged file; (d) a first load of a file with 1 % bad rows; (e) a first load of a file a
+tenth the size, to show the workers' memory does not grow with the file.
 Prints each time, the ratios (b)/(a) and (c)/(a), and the peak RSS of the process running the chunk workers (a
 fresh process per job, as a fresh Lambda; measured until the job completed).
 
@@ -194,6 +195,8 @@ def main() -> None:
     args = parser.parse_args()
     clean = generated_csv(args.rows, 0.0)
     dirty = generated_csv(args.rows, 0.01)
+    small_rows = max(args.rows // 10, 10_000)
+    small = generated_csv(small_rows, 0.0)
     with embedded_stack():
         from nutrimatch.db import get_database
         from nutrimatch.tenancy import vendors
@@ -202,7 +205,9 @@ def main() -> None:
         database = get_database()
         first_vendor = vendors.onboard(database, NewVendor(slug=f"bench-{uuid.uuid4().hex[:6]}", name="Bench"))
         dirty_vendor = vendors.onboard(database, NewVendor(slug=f"bench-{uuid.uuid4().hex[:6]}", name="Bench 1%"))
+        small_vendor = vendors.onboard(database, NewVendor(slug=f"bench-{uuid.uuid4().hex[:6]}", name="Bench small"))
         clean_key, dirty_key = upload(clean, first_vendor.id), upload(dirty, dirty_vendor.id)
+        small_key = upload(small, small_vendor.id)
 
         with CpuUse() as cpu:
             raw = raw_copy_seconds(clean)
@@ -214,14 +219,17 @@ def main() -> None:
         print(f"(c) re-ingest of the unchanged file    {again:7.1f} s   x{again / raw:.2f}   {again_counts}")
         bad, bad_counts, bad_rss = run_pipeline(dirty_vendor.id, dirty_key, dirty.stat().st_size)
         print(f"(d) first load with 1 % bad rows       {bad:7.1f} s   x{bad / raw:.2f}   {bad_counts}")
+        small_first, _, small_rss = run_pipeline(small_vendor.id, small_key, small.stat().st_size)
+        print(f"(e) first load of {small_rows:,} rows        {small_first:7.1f} s")
         peak_rss = max(first_rss, again_rss, bad_rss)
-        print(f"peak RSS of the process running the chunk workers, until each job completed: {peak_rss} MiB")
+        print(f"peak RSS of the process running the chunk workers, until each job completed: {peak_rss} MiB at "
+              f"{args.rows:,} rows, {small_rss} MiB at {small_rows:,} rows")
     result = {
         "rows": args.rows, "file_mib": round(clean.stat().st_size / 2**20, 1),
         "raw_copy_s": round(raw, 2), "first_load_s": round(first, 2), "reingest_s": round(again, 2),
         "bad_rows_s": round(bad, 2), "first_load_ratio": round(first / raw, 2),
         "reingest_ratio": round(again / raw, 2), "rejected_rows": bad_counts["rejected"],
-        "worker_peak_rss_mib": peak_rss,
+        "worker_peak_rss_mib": peak_rss, "rows_small": small_rows, "worker_peak_rss_small_mib": small_rss,
     }
     print("RESULT " + json.dumps(result))
 
