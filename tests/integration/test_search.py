@@ -370,6 +370,21 @@ def test_a_sort_without_an_index_is_refused_untried_when_far_more_match_than_it_
     assert collected
 
 
+def test_a_walk_that_ran_out_is_not_followed_by_a_hopeless_collection(catalog, database, monkeypatch):
+    vendor, _ = catalog
+    _analyze(database)
+    _set_settings(monkeypatch, search_sort_candidates=1, search_walk_budget=4)  # walk first; it runs out
+    collected = []
+    collect = service.collected_page
+    monkeypatch.setattr(service, "collected_page", lambda *args, **kw: collected.append(args) or collect(*args, **kw))
+    for factor, tried in ((10**9, True), (0, False)):  # the planner's estimate is, or is not, hopeless
+        monkeypatch.setattr(service, "HOPELESS_SORT_FACTOR", factor)
+        collected.clear()
+        with pytest.raises(InvalidInput) as raised:
+            search(vendor, q="salt", sort="price_desc", limit=5)
+        assert raised.value.details == {"field": "sort"} and bool(collected) is tried
+
+
 def test_a_cursor_belongs_to_its_sort(catalog):
     vendor, _ = catalog
     cursor = search(vendor, sort="price_asc", limit=2).next_cursor

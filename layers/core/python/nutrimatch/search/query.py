@@ -28,7 +28,8 @@ walking reads about page size * catalog size / matches, equal near the square ro
 (about 6,500 for pages of 20 in 2M products). A search that neither can answer — many matches, all far along
 the order — is refused with 422 naming `sort` rather than read for seconds. The nutrient orders have no index
 (each slows ingestion; see the migration): they are collected, and refused beyond the cap — without collecting
-when nothing but the text narrows the search and the planner expects `HOPELESS_SORT_FACTOR` times the cap.
+when nothing but the text narrows the search and the planner expects `HOPELESS_SORT_FACTOR` times the cap (nor
+is collecting tried then after an indexed order's walk ran out).
 
 Facets count the first `search_facet_sample` matches, and say whether that was all of them.
 """

@@ -149,10 +149,11 @@ class _Search:
         cap = settings.search_sort_candidates
         # Collecting is pointless when the planner expects far more matches than may be collected.
         expected_many = match_estimate is not None and match_estimate > 2 * cap
-        if (not self.spec.indexed and filters.only_text_narrows and match_estimate is not None
-                and match_estimate > HOPELESS_SORT_FACTOR * cap):
-            # Nothing but collecting could answer, and it would read `cap` matches to find too many: a common
-            # word sorted by a nutrient costs ~18 ms at 2M products that way, the estimate ~0.3 ms.
+        # ...and hopeless when nothing but the text narrows the search and it expects many times more: it would
+        # read `cap` matches to find too many (~18 ms at 2M products; the estimate costs ~0.3 ms).
+        hopeless_to_collect = (filters.only_text_narrows and match_estimate is not None
+                               and match_estimate > HOPELESS_SORT_FACTOR * cap)
+        if not self.spec.indexed and hopeless_to_collect:  # nothing but collecting could answer
             raise self._too_many()
         collect_first = not self.spec.indexed or (self._narrowed and not expected_many)
         if collect_first:
@@ -163,7 +164,8 @@ class _Search:
             walked = self._walk(conn, filters, fetch)
             if walked is not None:
                 return walked
-            if self._narrowed and not collect_first:  # the estimate was wrong: few enough matches after all?
+            # The walk ran out (the matches sit far along the order): few enough to collect after all?
+            if self._narrowed and not collect_first and not hopeless_to_collect:
                 collected = self._collected(conn, filters, fetch, cap)
                 if collected is not None:
                     return collected
