@@ -12,6 +12,7 @@ from nutrimatch import aws
 from nutrimatch.api import Caller
 from nutrimatch.audit import RequestInfo
 from nutrimatch.crypto import Sealed, associated_data, current_data_key, open_sealed
+from nutrimatch.crypto.envelope import unwrap
 from nutrimatch.customers import health, records
 from nutrimatch.customers.records import NewCustomer
 from nutrimatch.db import get_database, scoped_transaction
@@ -88,6 +89,8 @@ def test_another_vendors_key_or_row_cannot_open_the_ciphertext(two_vendors, aws_
                                                    stored.version + 1))
     with pytest.raises(ClientError, match="InvalidCiphertext"):  # KMS unwraps A's key only in A's context
         aws.client("kms").decrypt(CiphertextBlob=bytes(wrapped), EncryptionContext={"vendor_id": str(vendor_b.id)})
+    with pytest.raises(ClientError, match="InvalidCiphertext"):  # A's key, just used, is not cached for B
+        unwrap(vendor_b.id, key_a.version, bytes(wrapped))
 
 
 def test_a_ciphertext_moved_to_another_customer_does_not_open(two_vendors, aws_resources, database):

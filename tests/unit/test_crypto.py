@@ -47,9 +47,17 @@ def test_the_key_cache_forgets_expired_keys(monkeypatch):
     clock = [100.0]
     monkeypatch.setattr("nutrimatch.crypto.envelope.time.monotonic", lambda: clock[0])
     cache = _KeyCache()
-    cache.put(b"wrapped-a", b"material-a", ttl_seconds=300)
-    assert cache.get(b"wrapped-a") == b"material-a" and cache.get(b"wrapped-b") is None
+    vendor = uuid4()
+    cache.put(vendor, b"wrapped-a", b"material-a", ttl_seconds=300)
+    assert cache.get(vendor, b"wrapped-a") == b"material-a" and cache.get(vendor, b"wrapped-b") is None
     clock[0] += 299
-    assert cache.get(b"wrapped-a") == b"material-a"
+    assert cache.get(vendor, b"wrapped-a") == b"material-a"
     clock[0] += 1
-    assert cache.get(b"wrapped-a") is None
+    assert cache.get(vendor, b"wrapped-a") is None
+
+
+def test_the_key_cache_answers_a_wrapped_key_only_for_its_vendor():
+    cache = _KeyCache()
+    vendor, other = uuid4(), uuid4()
+    cache.put(vendor, b"wrapped-a", b"material-a", ttl_seconds=300)
+    assert cache.get(other, b"wrapped-a") is None  # KMS must check the other vendor's context itself

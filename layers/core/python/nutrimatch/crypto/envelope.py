@@ -85,25 +85,28 @@ def open_sealed(key: DataKey, sealed: Sealed, associated: bytes) -> bytes:
 
 
 class _KeyCache:
+    """Unwrapped data keys by (vendor, wrapped key): a wrapped key found under another vendor's id must go to KMS,
+    which refuses it outside its own vendor's encryption context, rather than be answered from here."""
+
     def __init__(self) -> None:
-        self._entries: dict[bytes, tuple[float, bytes]] = {}
+        self._entries: dict[tuple[UUID, bytes], tuple[float, bytes]] = {}
         self._lock = threading.Lock()
 
-    def get(self, wrapped: bytes) -> bytes | None:
+    def get(self, vendor_id: UUID, wrapped: bytes) -> bytes | None:
         now = time.monotonic()
         with self._lock:
-            entry = self._entries.get(wrapped)
+            entry = self._entries.get((vendor_id, wrapped))
             if entry is None or entry[0] <= now:
-                self._entries.pop(wrapped, None)
+                self._entries.pop((vendor_id, wrapped), None)
                 return None
             return entry[1]
 
-    def put(self, wrapped: bytes, material: bytes, ttl_seconds: float) -> None:
+    def put(self, vendor_id: UUID, wrapped: bytes, material: bytes, ttl_seconds: float) -> None:
         now = time.monotonic()
         with self._lock:
             for stale in [k for k, (expires, _) in self._entries.items() if expires <= now]:
                 del self._entries[stale]
-            self._entries[wrapped] = (now + ttl_seconds, material)
+            self._entries[(vendor_id, wrapped)] = (now + ttl_seconds, material)
 
 
 _cache = _KeyCache()
@@ -116,14 +119,14 @@ def _context(vendor_id: UUID) -> dict[str, str]:
 def unwrap(vendor_id: UUID, version: int, wrapped_key: bytes) -> DataKey:
     """The data key from its wrapped form (KMS Decrypt under the vendor's context, cached)."""
     wrapped_key = bytes(wrapped_key)
-    material = _cache.get(wrapped_key)
+    material = _cache.get(vendor_id, wrapped_key)
     if material is None:
         try:
             response = aws.client("kms").decrypt(CiphertextBlob=wrapped_key, EncryptionContext=_context(vendor_id))
         except BotoCoreError as error:
             raise DependencyUnavailable("the key service is unreachable") from error
         material = bytes(response["Plaintext"])
-        _cache.put(wrapped_key, material, get_settings().data_key_cache_seconds)
+        _cache.put(vendor_id, wrapped_key, material, get_settings().data_key_cache_seconds)
     return DataKey(vendor_id, version, material)
 
 
@@ -140,7 +143,8 @@ def _generate(conn: Connection, vendor_id: UUID) -> None:
             conn.execute(_INSERT_KEY, (vendor_id, FIRST_KEY_VERSION, response["CiphertextBlob"], response["KeyId"]))
     except psycopg.errors.ForeignKeyViolation as error:
         raise NotFound("vendor not found") from error
-    _cache.put(bytes(response["CiphertextBlob"]), bytes(response["Plaintext"]), settings.data_key_cache_seconds)
+    _cache.put(vendor_id, bytes(response["CiphertextBlob"]), bytes(response["Plaintext"]),
+               settings.data_key_cache_seconds)
 
 
 def current_data_key(conn: Connection, vendor_id: UUID) -> DataKey:
