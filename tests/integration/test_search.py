@@ -353,15 +353,21 @@ def test_an_order_without_an_index_sorts_a_bounded_number_of_matches(catalog, mo
     assert raised.value.details == {"field": "sort"}
 
 
+@pytest.fixture
+def collected(monkeypatch):
+    """The collections of matches a search tries (one entry per collected_page statement built)."""
+    calls = []
+    collect = service.collected_page
+    monkeypatch.setattr(service, "collected_page", lambda *args, **kw: calls.append(args) or collect(*args, **kw))
+    return calls
+
+
 def test_a_sort_without_an_index_is_refused_untried_when_far_more_match_than_it_may_collect(catalog, database,
-                                                                                           monkeypatch):
+                                                                                           monkeypatch, collected):
     vendor, _ = catalog
     _analyze(database)  # the planner's estimate of the matches decides
     # Any estimate is "far more" here: the rule, not the margin (a tuning constant), is what this test is about.
     monkeypatch.setattr(service, "HOPELESS_SORT_FACTOR", 0)
-    collected = []
-    collect = service.collected_page
-    monkeypatch.setattr(service, "collected_page", lambda *args, **kw: collected.append(args) or collect(*args, **kw))
     with pytest.raises(InvalidInput) as raised:
         search(vendor, q="salt", sort="protein_g_desc")
     assert raised.value.details == {"field": "sort"} and collected == []
@@ -370,13 +376,10 @@ def test_a_sort_without_an_index_is_refused_untried_when_far_more_match_than_it_
     assert collected
 
 
-def test_a_walk_that_ran_out_is_not_followed_by_a_hopeless_collection(catalog, database, monkeypatch):
+def test_a_walk_that_ran_out_is_not_followed_by_a_hopeless_collection(catalog, database, monkeypatch, collected):
     vendor, _ = catalog
     _analyze(database)
     _set_settings(monkeypatch, search_sort_candidates=1, search_walk_budget=4)  # walk first; it runs out
-    collected = []
-    collect = service.collected_page
-    monkeypatch.setattr(service, "collected_page", lambda *args, **kw: collected.append(args) or collect(*args, **kw))
     for factor, tried in ((10**9, True), (0, False)):  # the planner's estimate is, or is not, hopeless
         monkeypatch.setattr(service, "HOPELESS_SORT_FACTOR", factor)
         collected.clear()

@@ -53,8 +53,9 @@ PRODUCT_FIELDS = (
 )
 PRODUCT_COLUMNS = ", ".join(f"p.{name}" for name in PRODUCT_FIELDS)
 FACET_VALUES = 50
-# A sort without an index is refused untried when the planner expects this many times the collectable matches:
-# its estimates of a word's matches are seldom off by that much.
+# Matches are not collected for an exact order when nothing but the text narrows the search and the planner
+# expects this many times the collectable ones (a sort without an index is then refused untried, an indexed one
+# once its walk ran out): its estimates of a word's matches are seldom off by that much.
 HOPELESS_SORT_FACTOR = 4
 
 
