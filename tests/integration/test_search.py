@@ -325,8 +325,10 @@ def test_pages_have_no_duplicates_or_gaps_while_the_catalog_changes(catalog, par
     assert before <= set(seen), "a product that was there all along was skipped"
 
 
-@pytest.mark.parametrize("params", [{"q": "salt", "sort": "price_asc"}, {"q": "snack", "sort": "name"},
-                                    {"brand": "Snack Co", "sort": "price_desc"}])
+@pytest.mark.parametrize("params", [
+    {"q": "salt", "sort": "price_asc"}, {"q": "snack", "sort": "name"}, {"brand": "Snack Co", "sort": "price_desc"},
+    {"q": "salt", "sort": "protein_g_desc"}, {"q": "salt", "sort": "sodium_mg_asc"},
+])
 def test_an_indexed_order_pages_the_same_whether_matches_are_collected_or_walked(catalog, monkeypatch, params):
     vendor, _ = catalog
     collected = [p.external_id for p in all_pages(vendor, limit=2, **params)]
@@ -340,52 +342,41 @@ def test_a_walk_along_an_index_reads_a_bounded_number_of_products(catalog, monke
     _set_settings(monkeypatch, search_sort_candidates=1, search_walk_budget=4)
     assert len(names(vendor, limit=3, sort="price_asc")) == 3  # dense: every product walked is a match
     with pytest.raises(InvalidInput) as raised:
-        search(vendor, q="salt", sort="price_desc", limit=5)  # 7 matches among 16: not within 4 products
-    assert raised.value.details == {"field": "sort"}
-
-
-def test_an_order_without_an_index_sorts_a_bounded_number_of_matches(catalog, monkeypatch):
-    vendor, _ = catalog
-    _set_settings(monkeypatch, search_sort_candidates=3)
-    assert names(vendor, q="greek yogurt", sort="protein_g_desc") == ["Greek Yogurt Plain", "Yogurt Covered Raisins"]
-    with pytest.raises(InvalidInput) as raised:
-        search(vendor, q="salt", sort="protein_g_desc")
+        names(vendor, limit=3, sort="price_asc", diet="paleo")  # 1 of 16: not within 4 products, and no text
     assert raised.value.details == {"field": "sort"}
 
 
 @pytest.fixture
 def collected(monkeypatch):
-    """The collections of matches a search tries (one entry per collected_page statement built)."""
+    """The `until` of each collection of matches a search tries (None: not a band)."""
     calls = []
     collect = service.collected_page
-    monkeypatch.setattr(service, "collected_page", lambda *args, **kw: calls.append(args) or collect(*args, **kw))
+    monkeypatch.setattr(service, "collected_page",
+                        lambda *args, **kw: calls.append(kw.get("until")) or collect(*args, **kw))
     return calls
 
 
-def test_a_sort_without_an_index_is_refused_untried_when_far_more_match_than_it_may_collect(catalog, database,
-                                                                                           monkeypatch, collected):
+@pytest.mark.parametrize("sort", ["price_desc", "protein_g_desc", "sodium_mg_asc", "name"])
+@pytest.mark.parametrize("sample", [7, 500])  # every match drawn (7 of 7), or fewer than asked for
+def test_matches_far_along_the_order_are_sorted_band_by_band(catalog, monkeypatch, collected, sort, sample):
     vendor, _ = catalog
-    _analyze(database)  # the planner's estimate of the matches decides
-    # Any estimate is "far more" here: the rule, not the margin (a tuning constant), is what this test is about.
-    monkeypatch.setattr(service, "HOPELESS_SORT_FACTOR", 0)
+    expected = [p.external_id for p in all_pages(vendor, q="salt", sort=sort, limit=100)]
+    # Too many of the 7 matches to collect them all, and a walk of 2 products finds too few of them for a page
+    # (at the start of each of these orders sit products without salt): each page comes from a band.
+    _set_settings(monkeypatch, search_sort_candidates=4, search_walk_budget=2, search_band_sample=sample)
+    collected.clear()
+    banded = [p.external_id for p in all_pages(vendor, q="salt", sort=sort, limit=2)]
+    assert banded == expected and len(expected) == 7
+    assert any(until is not None for until in collected)
+
+
+def test_a_band_never_holds_more_matches_than_may_be_collected(catalog, monkeypatch, collected):
+    vendor, _ = catalog
+    _set_settings(monkeypatch, search_sort_candidates=4, search_walk_budget=2)
     with pytest.raises(InvalidInput) as raised:
-        search(vendor, q="salt", sort="protein_g_desc")
-    assert raised.value.details == {"field": "sort"} and collected == []
-    # A filter narrows the matches beyond the text's estimate: collecting is tried, and answers.
-    assert names(vendor, q="salt", category="Soups", sort="protein_g_desc") == ["Tomato Soup"]
-    assert collected
-
-
-def test_a_walk_that_ran_out_is_not_followed_by_a_hopeless_collection(catalog, database, monkeypatch, collected):
-    vendor, _ = catalog
-    _analyze(database)
-    _set_settings(monkeypatch, search_sort_candidates=1, search_walk_budget=4)  # walk first; it runs out
-    for factor, tried in ((10**9, True), (0, False)):  # the planner's estimate is, or is not, hopeless
-        monkeypatch.setattr(service, "HOPELESS_SORT_FACTOR", factor)
-        collected.clear()
-        with pytest.raises(InvalidInput) as raised:
-            search(vendor, q="salt", sort="price_desc", limit=5)
-        assert raised.value.details == {"field": "sort"} and bool(collected) is tried
+        search(vendor, q="salt", sort="price_desc", limit=5)  # a page of 5 (and one more) from at most 4
+    assert raised.value.details == {"field": "sort"}
+    assert any(until is not None for until in collected)
 
 
 def test_a_cursor_belongs_to_its_sort(catalog):

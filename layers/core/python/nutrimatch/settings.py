@@ -113,6 +113,8 @@ class Settings(BaseSettings):
         default=5000, description="Matches of a search collected and sorted in memory for an exact order.")
     search_walk_budget: int = Field(
         default=10000, description="Products an exact order may read along its index to fill a page.")
+    search_band_sample: int = Field(
+        default=500, description="Matches sampled to bound the bands of an exact order whose walk ran out.")
     search_facet_sample: int = Field(
         default=1000, description="Facet counts cover at most this many matching products.")
     search_statement_timeout_ms: int = 5000

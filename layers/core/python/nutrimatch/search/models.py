@@ -18,7 +18,7 @@ MAX_QUERY_LENGTH = 200
 
 
 class Sort(StrEnum):
-    """Every order but relevance is exact and backed by an index (sql/migrations/0007_search.sql)."""
+    """Every order but relevance is exact and backed by an index (sql/migrations/0007_search.sql, 0015)."""
 
     RELEVANCE = "relevance"
     NAME = "name"

@@ -15,21 +15,26 @@ matches — just not necessarily all the best ones. Ranking everything instead c
 match count (seconds at 2M products). Likewise a filter that rejects nearly every match of a common word finds
 what passes among the first matches read, instead of reading them all. Relevance pages end with the pool.
 
-Exact orders (name, price, nutrients) page through every match, in one of two bounded ways:
+Exact orders (name, price, nutrients) page through every match. Each has an index on (key, id), and a page is
+found in one of three bounded ways:
 - collected: the matches (at most `search_sort_candidates` + 1) are gathered through the full-text index and
   sorted in memory. Used for search text when the planner does not expect many more matches than that; exact,
   and immune to matches that all sit at the far end of the order;
-- walked: the (key, id) index of the order is read in order — one range scan per partition, merged — checking
-  each product, until the page is full or `search_walk_budget` products of the scope (vendor, status, category,
-  brand) were read. Used for browsing (the scope leads the composite indexes: price within a category, name or
-  price within a brand) and for matches too many to collect, then usually dense enough along the order.
-The two bounds meet: for matches spread evenly along the order, collecting reads one product per match and
+- walked: the order's index is read in order — one range scan per partition, merged — checking each product,
+  until the page is full or `search_walk_budget` products of the scope (vendor, status, category, brand) were
+  read. Used for browsing (the scope leads the composite indexes: price within a category, name or price within
+  a brand) and for matches too many to collect, then usually dense enough along the order;
+- banded: for search text whose walk ran out (its matches sit far along the order), the matches up to a bound
+  of the order are collected — the full-text index's matches ANDed with a range of the order's index, so only
+  the products in both are read — and sorted. The bound comes from a sample of the matches (the first
+  `search_band_sample` in storage order: ids are random and spread products over the partitions), chosen to
+  hold about half the matches that may be collected; a band that holds too few for the page is widened, one
+  that holds too many narrowed. A full band is exact: every match before its bound is in it.
+The first two meet: for matches spread evenly along the order, collecting reads one product per match and
 walking reads about page size * catalog size / matches, equal near the square root of page size * catalog size
-(about 6,500 for pages of 20 in 2M products). A search that neither can answer — many matches, all far along
-the order — is refused with 422 naming `sort` rather than read for seconds. The nutrient orders have no index
-(each slows ingestion; see the migration): they are collected, and refused beyond the cap — without collecting
-when nothing but the text narrows the search and the planner expects `HOPELESS_SORT_FACTOR` times the cap (nor
-is collecting tried then after an indexed order's walk ran out).
+(about 6,500 for pages of 20 in 2M products). A search none of them can answer within its bounds (a browse
+whose filters reject nearly every product along the order, a band of more matches than may be collected) is
+refused with 422 naming `sort` rather than read for seconds.
 
 Facets count the first `search_facet_sample` matches, and say whether that was all of them.
 """
@@ -53,10 +58,6 @@ PRODUCT_FIELDS = (
 )
 PRODUCT_COLUMNS = ", ".join(f"p.{name}" for name in PRODUCT_FIELDS)
 FACET_VALUES = 50
-# Matches are not collected for an exact order when nothing but the text narrows the search and the planner
-# expects this many times the collectable ones (a sort without an index is then refused untried, an indexed one
-# once its walk ran out): its estimates of a word's matches are seldom off by that much.
-HOPELESS_SORT_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,12 @@ class SortSpec:
     descending: bool
     kind: KeyKind
     nullable: bool  # NULL keys come last in both directions
-    indexed: bool = False  # an index on (expression, id) serves it
 
 
 SORTS: dict[Sort, SortSpec] = {
-    Sort.NAME: SortSpec("lower(p.name)", False, KeyKind.TEXT, False, indexed=True),
-    Sort.PRICE_ASC: SortSpec("p.price", False, KeyKind.NUMERIC, True, indexed=True),
-    Sort.PRICE_DESC: SortSpec("p.price", True, KeyKind.NUMERIC, True, indexed=True),
+    Sort.NAME: SortSpec("lower(p.name)", False, KeyKind.TEXT, False),
+    Sort.PRICE_ASC: SortSpec("p.price", False, KeyKind.NUMERIC, True),
+    Sort.PRICE_DESC: SortSpec("p.price", True, KeyKind.NUMERIC, True),
     Sort.CALORIES_ASC: SortSpec("p.calories", False, KeyKind.NUMERIC, True),
     Sort.CALORIES_DESC: SortSpec("p.calories", True, KeyKind.NUMERIC, True),
     Sort.PROTEIN_ASC: SortSpec("p.protein_g", False, KeyKind.NUMERIC, True),
@@ -250,13 +250,21 @@ def _with_products(page: str, columns: str, order: str) -> str:
          ORDER BY {order}"""
 
 
-def collected_page(filters: Filters, spec: SortSpec, after: Cursor | None, fetch: int, cap: int) -> Statement:
+def collected_page(filters: Filters, spec: SortSpec, after: Cursor | None, fetch: int, cap: int, *,
+                   until: Cursor | None = None) -> Statement:
     """A keyset page of at most `cap` + 1 matches collected, then sorted in memory; each row carries `matched`,
-    the number collected: more than `cap` means the page is not exact and must not be used."""
+    the number collected: more than `cap` means the page is not exact and must not be used. With `until`, a band:
+    only the matches whose (key, id) is at most `until` in the order (never a NULL key)."""
     direction, comparison = ("DESC", "<") if spec.descending else ("ASC", ">")
     params: dict[str, Any] = {**filters.params, "collect": cap + 1, "fetch": fetch}
     where = filters.sql
-    if after and after.key is None:
+    if until is not None:
+        # Both bounds as one range of the (key, id) index, which the planner ANDs with the full-text matches.
+        where += f" AND ({spec.expression}, p.id) {'>=' if spec.descending else '<='} (%(until_key)s, %(until_id)s)"
+        params.update(until_key=until.key, until_id=until.id)
+        if after:
+            where += f" AND ({spec.expression}, p.id) {comparison} (%(after_key)s, %(after_id)s)"
+    elif after and after.key is None:
         where += f" AND {spec.expression} IS NULL AND p.id {comparison} %(after_id)s"
     elif after:
         where += (f" AND ({spec.expression} IS NULL"
@@ -271,6 +279,30 @@ def collected_page(filters: Filters, spec: SortSpec, after: Cursor | None, fetch
          ORDER BY sort_key {direction} NULLS LAST, id {direction} LIMIT %(fetch)s"""
     order = f"page.sort_key {direction} NULLS LAST, p.id {direction}"
     return Statement(_with_products(page, "page.sort_key, page.matched", order), params)
+
+
+def match_sample(filters: Filters, spec: SortSpec, after: Cursor | None, size: int) -> Statement:
+    """The (key, id) of the first `size` matches of the full-text lookup in storage order, a random sample of
+    them, that come after `after` in the order and have a key, sorted in the order. Each row carries `drawn`, the
+    size of the sample before those two conditions (fewer than `size`: every match was drawn)."""
+    direction, comparison = ("DESC", "<") if spec.descending else ("ASC", ">")
+    where, _ = filters.for_lookup()
+    params: dict[str, Any] = {**filters.params, "size": size}
+    keyset = ""
+    if after:
+        keyset = f"AND (sort_key, id) {comparison} (%(after_key)s, %(after_id)s)"
+        params.update(after_key=after.key, after_id=after.id)
+    # The LIMIT keeps the draw apart from the conditions on the key: pushed into it, they would let the planner
+    # draw along the order's index, the walk that just ran out.
+    sql = f"""
+        SELECT sort_key, id, drawn FROM (
+            SELECT sort_key, id, count(*) OVER () AS drawn FROM (
+                SELECT {spec.expression} AS sort_key, p.id FROM tenant_products p WHERE {where} LIMIT %(size)s
+            ) draw
+        ) sample
+         WHERE sort_key IS NOT NULL {keyset}
+         ORDER BY sort_key {direction}, id {direction}"""
+    return Statement(sql, params)
 
 
 def walked_page(filters: Filters, spec: SortSpec, after: Cursor | None, fetch: int, budget: int, *,

@@ -29,7 +29,6 @@ from nutrimatch.search.models import (
 )
 from nutrimatch.search.query import (
     FACET_VALUES,
-    HOPELESS_SORT_FACTOR,
     PRELUDE_SQL,
     PRODUCT_COLUMNS,
     Filters,
@@ -38,6 +37,7 @@ from nutrimatch.search.query import (
     build_filters,
     collected_page,
     facet_counts,
+    match_sample,
     relevance_page,
     sort_spec,
     walked_page,
@@ -45,6 +45,8 @@ from nutrimatch.search.query import (
 from nutrimatch.search.text import SearchText, parse_search_text
 from nutrimatch.tenancy.ids import entity_uuid
 
+BAND_ATTEMPTS = 4
+BAND_WIDENING = 4
 PRODUCT_SQL = f"""SELECT {PRODUCT_COLUMNS}, pg_is_in_recovery() AS in_recovery
                     FROM products p WHERE p.vendor_id = %(vendor_id)s AND p.id = %(id)s"""
 
@@ -138,7 +140,7 @@ class _Search:
     def _page(self, conn: Connection, filters: Filters, rank_query: str,
               match_estimate: float | None) -> list[dict[str, Any]]:
         """The next page plus one row, which tells whether there is a page after it (see nutrimatch.search.query
-        for the three ways: the ranked pool, collected-then-sorted matches, a bounded walk along an index)."""
+        for the ways: the ranked pool, collected-then-sorted matches, a bounded walk along an index, bands)."""
         fetch = self.request.limit + 1
         settings = self.router.database.settings
         if self.sort is Sort.RELEVANCE:
@@ -148,38 +150,54 @@ class _Search:
                                                settings.search_rank_examined, self.after, fetch), prepare=True)
         cap = settings.search_sort_candidates
         # Collecting is pointless when the planner expects far more matches than may be collected.
-        expected_many = match_estimate is not None and match_estimate > 2 * cap
-        # ...and hopeless when nothing but the text narrows the search and it expects many times more: it would
-        # read `cap` matches to find too many (~18 ms at 2M products; the estimate costs ~0.3 ms).
-        hopeless_to_collect = (filters.only_text_narrows and match_estimate is not None
-                               and match_estimate > HOPELESS_SORT_FACTOR * cap)
-        if not self.spec.indexed and hopeless_to_collect:  # nothing but collecting could answer
-            raise self._too_many()
-        collect_first = not self.spec.indexed or (self._narrowed and not expected_many)
-        if collect_first:
+        if self._narrowed and not (match_estimate is not None and match_estimate > 2 * cap):
             collected = self._collected(conn, filters, fetch, cap)
             if collected is not None:
                 return collected
-        if self.spec.indexed:
-            walked = self._walk(conn, filters, fetch)
-            if walked is not None:
-                return walked
-            # The walk ran out (the matches sit far along the order): few enough to collect after all?
-            if self._narrowed and not collect_first and not hopeless_to_collect:
-                collected = self._collected(conn, filters, fetch, cap)
-                if collected is not None:
-                    return collected
-        raise self._too_many()
+        rows = self._walk(conn, filters, fetch)
+        if rows is None and self._narrowed:  # the matches sit far along the order
+            rows = self._banded(conn, filters, fetch, match_estimate)
+        if rows is None:
+            raise self._too_many()
+        return rows
 
     def _too_many(self) -> InvalidInput:
         return InvalidInput(f"too many products match to sort them by {self.sort.value} within the search's "
                             "limits: narrow the search with more words, filters or a category",
                             details={"field": "sort"})
 
-    def _collected(self, conn: Connection, filters: Filters, fetch: int, cap: int) -> list[dict[str, Any]] | None:
-        """The page from the matches sorted in memory, or None when there are more than `cap` of them."""
-        rows = _fetch(conn, collected_page(filters, self.spec, self.after, fetch, cap))
+    def _collected(self, conn: Connection, filters: Filters, fetch: int, cap: int, *,
+                   until: Cursor | None = None) -> list[dict[str, Any]] | None:
+        """The page from the matches (up to `until`) sorted in memory, or None when there are more than `cap`."""
+        statement = collected_page(filters, self.spec, self.after, fetch, cap, until=until)
+        rows = _fetch(conn, statement)
         return rows if not rows or rows[0]["matched"] <= cap else None
+
+    def _banded(self, conn: Connection, filters: Filters, fetch: int,
+                match_estimate: float | None) -> list[dict[str, Any]] | None:
+        """The page from the first band of matches that fills it (see nutrimatch.search.query), or from all the
+        matches left when the sample runs out; None when a band or the rest holds more than may be collected."""
+        settings = self.router.database.settings
+        cap, size = settings.search_sort_candidates, settings.search_band_sample
+        sample = _fetch(conn, match_sample(filters, self.spec, self.after, size))
+        drawn = sample[0]["drawn"] if sample else 0
+        matches_per_key = (match_estimate or drawn) / size if drawn == size else 1.0
+        rank = int(cap / 2 / max(matches_per_key, 1.0))
+        rank = min(rank, len(sample) - 1)
+        for _ in range(BAND_ATTEMPTS if sample else 0):
+            bound = sample[rank]
+            rows = self._collected(conn, filters, fetch, cap, until=Cursor(self.sort, bound["sort_key"], bound["id"]))
+            if rows is None:  # too many matches before the bound
+                if rank == 0:
+                    return None
+                rank //= 2
+            elif len(rows) == fetch:
+                return rows
+            elif rank == len(sample) - 1:  # the page goes on past the last key drawn
+                break
+            else:  # the page goes on past the bound
+                rank = min(rank * BAND_WIDENING + BAND_WIDENING - 1, len(sample) - 1)
+        return self._collected(conn, filters, fetch, cap)
 
     def _walk(self, conn: Connection, filters: Filters, fetch: int) -> list[dict[str, Any]] | None:
         """The page walked along the order's index, or None when the walk's budget ran out first."""
