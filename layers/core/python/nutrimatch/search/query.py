@@ -145,12 +145,6 @@ class Filters:
     def sql(self) -> str:
         return " AND ".join(self.scope + self.lookup + [clause for clause, _ in self.checks])
 
-    @property
-    def only_text_narrows(self) -> bool:
-        """Whether the full-text lookup is all that narrows the vendor's products of the requested status (the
-        first two scope clauses), so that the planner's estimate of its matches is that of the search's."""
-        return len(self.scope) == 2 and not self.checks
-
     def for_lookup(self) -> tuple[str, str]:
         """(WHERE, checks) of reading the full-text index's matches and checking each."""
         return " AND ".join(self.scope + self.lookup), " AND ".join(c for c, _ in self.checks) or "true"
@@ -180,8 +174,7 @@ class Filters:
 def build_filters(vendor_id: UUID, request: SearchRequest) -> Filters:
     """Every filter of the request but the search text (compiled in the database: `Filters.with_text`)."""
     filters = Filters()
-    # The explicit vendor lets the planner prune to the vendor's partitions; RLS checks it again. Vendor and
-    # status come first, always (Filters.only_text_narrows).
+    # The explicit vendor lets the planner prune to the vendor's partitions; RLS checks it again.
     filters.narrow("p.vendor_id = %(vendor_id)s", vendor_id=vendor_id)
     filters.narrow("p.status = %(status)s", status=request.status)
     if request.category is not None:

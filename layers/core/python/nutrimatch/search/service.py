@@ -182,8 +182,7 @@ class _Search:
         sample = _fetch(conn, match_sample(filters, self.spec, self.after, size))
         drawn = sample[0]["drawn"] if sample else 0
         matches_per_key = (match_estimate or drawn) / size if drawn == size else 1.0
-        rank = int(cap / 2 / max(matches_per_key, 1.0))
-        rank = min(rank, len(sample) - 1)
+        rank = min(int(cap / 2 / max(matches_per_key, 1.0)), len(sample) - 1)  # about half the cap per band
         for _ in range(BAND_ATTEMPTS if sample else 0):
             bound = sample[rank]
             rows = self._collected(conn, filters, fetch, cap, until=Cursor(self.sort, bound["sort_key"], bound["id"]))
