@@ -18,6 +18,7 @@ def test_a_finished_job_reports_counts_progress_and_its_errors_csv(gateway, two_
     assert body["counts"]["inserted"] == 1 and body["counts"]["rejected"] == 1
     progress = body["progress"]
     assert progress["rows_loaded"] == 2 and progress["chunks_merged"] == progress["chunks_total"]
+    assert progress["fraction_done"] == 1.0
     errors_csv = requests.get(body["errors_csv_url"], timeout=30)
     assert errors_csv.status_code == 200
     assert errors_csv.text.splitlines() == ["row_number,column,value,reason", "2,calories,abc,not a number"]

@@ -242,3 +242,27 @@ def test_the_client_declares_the_files_sha256_for_ingestion_to_check(gateway, tw
         declared = conn.execute("SELECT content_sha256 FROM ingestion_jobs WHERE vendor_id = %s AND id = %s",
                                 (vendor.id, result.job_id)).fetchone()["content_sha256"]
     assert declared == hashlib.sha256(content).hexdigest()
+
+
+def test_the_upload_command_follows_the_job_and_summarizes_it(gateway, two_vendors, aws_resources, redis_client,
+                                                              event_pump, tmp_path):
+    vendor, _ = two_vendors
+    token = admin(vendor)["Authorization"].removeprefix("Bearer ")
+
+    def upload(name: str, content: bytes):
+        path = tmp_path / name
+        path.write_bytes(content)
+        return CliRunner().invoke(cli.app, ["upload", str(path), "--api", gateway, "--token", token,
+                                            "--state-dir", str(tmp_path / "state")])
+
+    loaded = upload("catalog.csv", b"sku,name,kcal\nA,Apple,52\nB,Banana,abc\nC,Cherry,50\n")
+    assert loaded.exit_code == 0, loaded.output
+    assert "completed in" in loaded.output
+    assert "3 rows — 2 inserted, 0 updated, 0 unchanged, 0 retired, 1 rejected" in loaded.output
+    errors_csv = next(line.split(": ", 1)[1] for line in loaded.output.splitlines() if "(errors.csv)" in line)
+    assert requests.get(errors_csv, timeout=30).text.splitlines()[1] == "2,calories,abc,not a number"
+    assert "is live." in loaded.output
+
+    refused = upload("no-names.csv", b"sku,kcal\nA,52\n")
+    assert refused.exit_code == 1, refused.output
+    assert "failed while planning" in refused.output and "name" in refused.output.split("failed while planning")[1]

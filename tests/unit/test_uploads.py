@@ -1,4 +1,5 @@
-"""Upload rules that need no I/O: part sizing, tus headers and metadata, CSV checks, file names."""
+"""Upload rules that need no I/O: part sizing, tus headers and metadata, CSV checks, file names, and the words
+the CLI follows a job with."""
 
 import base64
 import hashlib
@@ -6,7 +7,7 @@ import hashlib
 import pytest
 
 from nutrimatch.errors import InvalidInput
-from nutrimatch.uploads import csvcheck, multipart, tus
+from nutrimatch.uploads import client, csvcheck, multipart, tus
 from nutrimatch.uploads.multipart import CompletedPart
 from nutrimatch.uploads.storage import MAX_PARTS, MIN_PART_BYTES, same_etag, tail_key
 
@@ -143,3 +144,43 @@ def test_tail_keys_are_unique_per_state_and_outside_incoming():
 def test_etags_compare_with_or_without_quotes():
     assert same_etag('"abc"', "abc")
     assert not same_etag('"abc"', '"abd"')
+
+
+def _job(status, phase, **fields):
+    progress = {"chunks_total": 8, "chunks_loaded": 3, "chunks_merged": 0, "rows_loaded": 750_000, "rows_merged": 0,
+                "leaves_total": 16, "leaves_indexed": 5, "elapsed_seconds": 42.0, "rows_per_second": None,
+                "eta_seconds": None, **fields.pop("progress", {})}
+    return {"id": "j-1", "kind": "products", "status": status, "phase": phase, "progress": progress, **fields}
+
+
+@pytest.mark.parametrize(("phase", "progress", "line"), [
+    ("loading", {}, "loading · 3 of 8 chunks, 750,000 rows read"),
+    ("merging", {"rows_merged": 250_000, "rows_per_second": 31_250.4, "eta_seconds": 95},
+     "merging · 250,000 of 750,000 rows · 31,250 rows/s · about 1 min 35 s left"),
+    ("indexing", {"eta_seconds": 4.25}, "indexing · 5 of 16 partitions · about 4.2 s left"),
+    ("planning", {"eta_seconds": 7300}, "planning · about 2 h 01 min left"),
+])
+def test_a_running_job_is_described_by_its_phase_and_how_far_it_got(phase, progress, line):
+    assert client.describe_progress(_job("running", phase, progress=progress)) == line
+
+
+def test_a_completed_job_is_summarized_with_its_counts_errors_csv_and_catalog_version():
+    counts = {"rows": 1000, "inserted": 900, "updated": 40, "unchanged": 50, "retired": 3, "rejected": 10}
+    lines = client.summarize(_job("completed", "done", counts=counts, catalog_version=7,
+                                  errors_csv_url="https://s3/errors.csv?sig"))
+    assert lines == [
+        "Job j-1 completed in 42.0 s: 1,000 rows — 900 inserted, 40 updated, 50 unchanged, 3 retired, 10 rejected",
+        "Rejected rows and their reasons (errors.csv): https://s3/errors.csv?sig",
+        "Catalog version 7 is live."]
+    unchanged = client.summarize(_job("completed", "done", counts={"rows": 5, "unchanged": 5}, catalog_version=None))
+    assert unchanged[-1] == "Nothing changed: the live catalog stays as it was."
+    customers = client.summarize(_job("completed", "done", kind="customers", counts={"rows": 2, "inserted": 2}))
+    assert customers == ["Job j-1 completed in 42.0 s: 2 rows — 2 inserted, 0 updated, 0 unchanged, 0 retired, "
+                         "0 rejected"]
+
+
+def test_a_failed_or_cancelled_job_says_where_it_stopped_and_why():
+    failed = _job("failed", "planning", error={"code": "invalid_file", "message": "no column gives the name"})
+    assert client.summarize(failed) == ["Job j-1 failed while planning in 42.0 s: no column gives the name"]
+    assert client.summarize(_job("cancelled", "merging")) == [
+        "Job j-1 was cancelled while merging; nothing of it is live."]

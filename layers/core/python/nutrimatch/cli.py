@@ -179,9 +179,24 @@ def upload(
     follow: bool = typer.Option(True, "--follow/--no-follow", help="Follow the ingestion job to its end"),
 ) -> None:
     """Upload a CSV (resumable: after Ctrl-C or a dropped connection, run the same command again)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    from nutrimatch.uploads.client import DEFAULT_STATE_DIR, Api, UploadError, follow_job, upload_file
+    from nutrimatch.uploads.client import (
+        DEFAULT_STATE_DIR,
+        Api,
+        UploadError,
+        describe_progress,
+        follow_job,
+        summarize,
+        upload_file,
+    )
 
     settings = get_settings()
     client = Api(api or f"http://{settings.local_host}:{settings.local_gateway_port}", token, vendor)
@@ -197,11 +212,18 @@ def upload(
                       f"({result.size_bytes / 1024**2 / max(result.seconds, 1e-9):.1f} MiB/s"
                       f"{', resumed' if result.resumed else ''}): job [bold]{result.job_id}[/]")
         if follow:
-            job = follow_job(client, result.job_id, lambda job: console.print(
-                f"  job {job.get('status')} {job.get('phase') or ''} {job.get('progress') or ''}"))
+            with Progress("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(),
+                          console=console, transient=True) as bar:
+                task = bar.add_task("ingestion queued", total=1.0)
+                job = follow_job(client, result.job_id, lambda job: bar.update(
+                    task, description=describe_progress(job),
+                    completed=(job.get("progress") or {}).get("fraction_done", 0.0)))
             if job is None:
                 console.print("This API has no job status route; the upload is done.")
-            elif job.get("status") != "completed":
+                return
+            for line in summarize(job):
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
+            if job.get("status") != "completed":
                 raise typer.Exit(1)
     except UploadError as error:
         console.print(f"[red]Upload failed:[/] {error}")

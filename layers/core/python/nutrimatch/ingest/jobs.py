@@ -31,6 +31,8 @@ class JobProgress(BaseModel):
     leaves_total: int = 0
     """Partitions a bulk load indexes after merging (0 for an upsert)."""
     leaves_indexed: int = 0
+    fraction_done: float = 0.0
+    """Of the whole job, 0 to 1 (1 once completed): what a progress bar shows."""
     elapsed_seconds: float | None
     rows_per_second: float | None
     eta_seconds: float | None
@@ -113,14 +115,14 @@ def progress(conn: Connection, job: dict[str, Any]) -> JobProgress:
     started = job["started_at"]
     end = job["finished_at"] or datetime.now(UTC)
     elapsed = (end - started).total_seconds() if started else None
-    done_fraction = _done_fraction(row)
+    done_fraction = 1.0 if job["status"] == "completed" else _done_fraction(row)
     rate = row["rows_merged"] / elapsed if elapsed and row["rows_merged"] else None
     eta = None
     if elapsed and 0 < done_fraction < 1 and job["status"] not in TERMINAL_STATUSES:
         eta = round(elapsed * (1 - done_fraction) / done_fraction, 1)
-    return JobProgress(phase=job["phase"], elapsed_seconds=round(elapsed, 2) if elapsed else None,
-                       rows_per_second=round(rate, 1) if rate else None, eta_seconds=eta,
-                       **row)
+    return JobProgress(phase=job["phase"], fraction_done=round(done_fraction, 3),
+                       elapsed_seconds=round(elapsed, 2) if elapsed else None,
+                       rows_per_second=round(rate, 1) if rate else None, eta_seconds=eta, **row)
 
 
 def _done_fraction(row: dict[str, Any]) -> float:

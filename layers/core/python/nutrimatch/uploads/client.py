@@ -167,6 +167,57 @@ def follow_job(api: Api, job_id: str, on_update: Callable[[dict[str, Any]], None
         time.sleep(poll_seconds)
 
 
+COUNTED = ("inserted", "updated", "unchanged", "retired", "rejected")
+
+
+def describe_progress(job: dict[str, Any]) -> str:
+    """A running job in a few words: its phase, how far it got in that phase, its rate and time left."""
+    progress = job.get("progress") or {}
+    phase = job.get("phase") or job.get("status") or "waiting"
+    words = [str(phase)]
+    if phase == "loading" and progress.get("chunks_total"):
+        words.append(f"{progress['chunks_loaded']:,} of {progress['chunks_total']:,} chunks, "
+                     f"{progress['rows_loaded']:,} rows read")
+    elif phase == "merging" and progress.get("rows_loaded"):
+        words.append(f"{progress['rows_merged']:,} of {progress['rows_loaded']:,} rows")
+    elif phase == "indexing" and progress.get("leaves_total"):
+        words.append(f"{progress['leaves_indexed']} of {progress['leaves_total']} partitions")
+    if progress.get("rows_per_second"):
+        words.append(f"{progress['rows_per_second']:,.0f} rows/s")
+    if progress.get("eta_seconds") is not None:
+        words.append(f"about {_duration(progress['eta_seconds'])} left")
+    return " · ".join(words)
+
+
+def summarize(job: dict[str, Any]) -> list[str]:
+    """What a finished job did, in lines for a person: counts and errors.csv, or why it failed."""
+    progress = job.get("progress") or {}
+    took = f" in {_duration(progress['elapsed_seconds'])}" if progress.get("elapsed_seconds") is not None else ""
+    status = job.get("status")
+    if status == "failed":
+        error = job.get("error") or {}
+        return [f"Job {job['id']} failed while {job.get('phase') or 'starting'}{took}: "
+                f"{error.get('message') or 'no reason was recorded'}"]
+    if status == "cancelled":
+        return [f"Job {job['id']} was cancelled while {job.get('phase') or 'waiting'}; nothing of it is live."]
+    counts = job.get("counts") or {}
+    lines = [f"Job {job['id']} {status}{took}: {counts.get('rows', 0):,} rows — "
+             + ", ".join(f"{counts.get(name, 0):,} {name}" for name in COUNTED)]
+    if job.get("errors_csv_url"):
+        lines.append(f"Rejected rows and their reasons (errors.csv): {job['errors_csv_url']}")
+    if job.get("kind") == "products":
+        lines.append(f"Catalog version {job['catalog_version']} is live." if job.get("catalog_version") is not None
+                     else "Nothing changed: the live catalog stays as it was.")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def file_sha256(file: Path) -> str:
     digest = hashlib.sha256()
     with file.open("rb") as stream:
