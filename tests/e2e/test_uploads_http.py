@@ -246,14 +246,16 @@ def test_the_client_declares_the_files_sha256_for_ingestion_to_check(gateway, tw
 
 def test_the_upload_command_follows_the_job_and_summarizes_it(gateway, two_vendors, aws_resources, redis_client,
                                                               event_pump, tmp_path):
-    vendor, _ = two_vendors
+    vendor, other = two_vendors
     token = admin(vendor)["Authorization"].removeprefix("Bearer ")
 
-    def upload(name: str, content: bytes):
+    def run(*args: str):
+        return CliRunner().invoke(cli.app, [*args, "--api", gateway])
+
+    def upload(name: str, content: bytes, *options: str):
         path = tmp_path / name
         path.write_bytes(content)
-        return CliRunner().invoke(cli.app, ["upload", str(path), "--api", gateway, "--token", token,
-                                            "--state-dir", str(tmp_path / "state")])
+        return run("upload", str(path), "--token", token, "--state-dir", str(tmp_path / "state"), *options)
 
     loaded = upload("catalog.csv", b"sku,name,kcal\nA,Apple,52\nB,Banana,abc\nC,Cherry,50\n")
     assert loaded.exit_code == 0, loaded.output
@@ -266,3 +268,16 @@ def test_the_upload_command_follows_the_job_and_summarizes_it(gateway, two_vendo
     refused = upload("no-names.csv", b"sku,kcal\nA,52\n")
     assert refused.exit_code == 1, refused.output
     assert "failed while planning" in refused.output and "name" in refused.output.split("failed while planning")[1]
+
+    # Not followed at upload: `nutrimatch job` follows it later, or tells where it is.
+    unfollowed = upload("again.csv", b"sku,name,kcal\nA,Apple,52\nD,Date,282\n", "--no-follow")
+    assert unfollowed.exit_code == 0 and "completed" not in unfollowed.output, unfollowed.output
+    job_id = unfollowed.output.split("job ")[-1].strip()
+    followed = run("job", job_id, "--token", token)
+    assert followed.exit_code == 0, followed.output
+    assert "2 rows — 1 inserted, 0 updated, 1 unchanged, 0 retired, 0 rejected" in followed.output
+    assert "errors.csv" not in followed.output
+    assert run("job", job_id, "--token", token, "--no-follow").output.strip() == followed.output.strip()
+    stranger = auth_header(Role.VENDOR_ADMIN, other.id)["Authorization"].removeprefix("Bearer ")
+    hidden = run("job", job_id, "--token", stranger)
+    assert hidden.exit_code == 1 and "not found" in hidden.output

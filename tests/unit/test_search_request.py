@@ -27,6 +27,12 @@ def test_diet_tags_and_allergens_are_normalised_through_the_vocabularies():
     assert request.facets == {Facet.DIET_TAGS, Facet.CATEGORY}
 
 
+@pytest.mark.parametrize("asked", ["all", "true", "True"])
+def test_all_facets_may_be_asked_for_at_once(asked):
+    assert SearchRequest(facets=asked).facets == set(Facet)
+    assert SearchRequest().facets == set()
+
+
 @pytest.mark.parametrize(("params", "field"), [
     ({"limit": 101}, "limit"),
     ({"limit": 0}, "limit"),

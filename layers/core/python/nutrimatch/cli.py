@@ -6,12 +6,16 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from nutrimatch.settings import REPO_ROOT, get_settings
+
+if TYPE_CHECKING:
+    from nutrimatch.uploads.client import Api
 
 console = Console(soft_wrap=True)
 app = typer.Typer(help="nutrimatch: multi-tenant nutrition platform", no_args_is_help=True)
@@ -162,15 +166,28 @@ def auth_token(
     print(mint_local_token(get_settings(), role=chosen, vendor_id=vendor_id, user_id=user, ttl_seconds=ttl))
 
 
+ApiUrl = Annotated[str | None, typer.Option(envvar="NUTRIMATCH_API",
+                                             help="API base URL (default: the local gateway)")]
+Token = Annotated[str, typer.Option(envvar="NUTRIMATCH_TOKEN", help="Bearer token or API key")]
+VendorId = Annotated[str | None, typer.Option(help="Vendor id, for platform admins (X-Vendor-Id)")]
+
+
+def _api(api: str | None, token: str, vendor: str | None) -> Api:
+    from nutrimatch.uploads.client import Api
+
+    settings = get_settings()
+    return Api(api or f"http://{settings.local_host}:{settings.local_gateway_port}", token, vendor)
+
+
 @app.command("upload")
 def upload(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="The CSV file"),
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV file")],
+    token: Token,
     kind: str = typer.Option("products", help="products or customers"),
     mode: str = typer.Option("upsert", help="upsert, or replace (retire what the file does not list)"),
     tus: bool = typer.Option(False, "--tus", help="Upload through the tus endpoint instead of presigned multipart"),
-    api: str = typer.Option(None, envvar="NUTRIMATCH_API", help="API base URL (default: the local gateway)"),
-    token: str = typer.Option(..., envvar="NUTRIMATCH_TOKEN", help="Bearer token or API key"),
-    vendor: str = typer.Option(None, help="Vendor id, for platform admins (X-Vendor-Id)"),
+    api: ApiUrl = None,
+    vendor: VendorId = None,
     parallel: int = typer.Option(4, min=1, max=32, help="Parts in flight at once (multipart)"),
     checksum: bool = typer.Option(True, "--checksum/--no-checksum",
                                   help="Declare the file's SHA-256 so ingestion refuses a file that arrived different "
@@ -179,27 +196,11 @@ def upload(
     follow: bool = typer.Option(True, "--follow/--no-follow", help="Follow the ingestion job to its end"),
 ) -> None:
     """Upload a CSV (resumable: after Ctrl-C or a dropped connection, run the same command again)."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TaskProgressColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-    from nutrimatch.uploads.client import (
-        DEFAULT_STATE_DIR,
-        Api,
-        UploadError,
-        describe_progress,
-        follow_job,
-        summarize,
-        upload_file,
-    )
+    from nutrimatch.uploads.client import DEFAULT_STATE_DIR, UploadError, upload_file
 
-    settings = get_settings()
-    client = Api(api or f"http://{settings.local_host}:{settings.local_gateway_port}", token, vendor)
+    client = _api(api, token, vendor)
     columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                TimeRemainingColumn())
     try:
@@ -208,29 +209,78 @@ def upload(
             result = upload_file(client, file, kind=kind, mode=mode, use_tus=tus, parallel=parallel,
                                  state_dir=state_dir or DEFAULT_STATE_DIR, checksum=checksum,
                                  progress=lambda sent: bar.advance(task, sent))
-        console.print(f"Uploaded {result.size_bytes:,} bytes in {result.seconds:.1f} s "
-                      f"({result.size_bytes / 1024**2 / max(result.seconds, 1e-9):.1f} MiB/s"
-                      f"{', resumed' if result.resumed else ''}): job [bold]{result.job_id}[/]")
-        if follow:
-            with Progress("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(),
-                          console=console, transient=True) as bar:
-                task = bar.add_task("ingestion queued", total=1.0)
-                job = follow_job(client, result.job_id, lambda job: bar.update(
-                    task, description=describe_progress(job),
-                    completed=(job.get("progress") or {}).get("fraction_done", 0.0)))
-            if job is None:
-                console.print("This API has no job status route; the upload is done.")
-                return
-            for line in summarize(job):
-                console.print(line, highlight=False, markup=False, soft_wrap=True)
-            if job.get("status") != "completed":
-                raise typer.Exit(1)
     except UploadError as error:
         console.print(f"[red]Upload failed:[/] {error}")
         raise typer.Exit(1) from error
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted.[/] Run the same command again to resume where it stopped.")
         raise typer.Exit(130) from None
+    console.print(f"Uploaded {result.size_bytes:,} bytes in {result.seconds:.1f} s "
+                  f"({result.size_bytes / 1024**2 / max(result.seconds, 1e-9):.1f} MiB/s"
+                  f"{', resumed' if result.resumed else ''}): job [bold]{result.job_id}[/]")
+    if follow:
+        _follow(client, result.job_id)
+
+
+@app.command("job")
+def job(
+    job_id: Annotated[str, typer.Argument(help="The ingestion job's id (`nutrimatch upload` prints it)")],
+    token: Token,
+    api: ApiUrl = None,
+    vendor: VendorId = None,
+    follow: bool = typer.Option(True, "--follow/--no-follow", help="Follow the job to its end"),
+) -> None:
+    """Follow an ingestion job to its end and say what it did (or, with --no-follow, where it is now)."""
+    from nutrimatch.uploads.client import FINAL_STATUSES, UploadError, describe_progress
+
+    client = _api(api, token, vendor)
+    if follow:
+        _follow(client, job_id)
+        return
+    try:
+        found = client.json("GET", f"/api/v1/ingest/jobs/{job_id}")
+    except UploadError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error
+    if found["status"] in FINAL_STATUSES:
+        _print_summary(found)
+    else:
+        console.print(f"Job {job_id} {found['status']}: {describe_progress(found)}", highlight=False, markup=False)
+
+
+def _follow(client: Api, job_id: str) -> None:
+    """A progress bar until the job ends, then what it did; exits 1 unless it completed."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn
+
+    from nutrimatch.uploads.client import UploadError, describe_progress, follow_job
+
+    try:
+        with Progress("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("ingestion queued", total=1.0)
+            found = follow_job(client, job_id, lambda job: bar.update(
+                task, description=describe_progress(job),
+                completed=(job.get("progress") or {}).get("fraction_done", 0.0)))
+    except UploadError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error
+    except KeyboardInterrupt:
+        console.print(f"[yellow]Stopped following.[/] The job goes on; follow it again with "
+                      f"`nutrimatch job {job_id}`.")
+        raise typer.Exit(130) from None
+    if found is None:
+        console.print("This API has no job status route; the upload is done.")
+        return
+    _print_summary(found)
+
+
+def _print_summary(found: dict[str, Any]) -> None:
+    from nutrimatch.uploads.client import summarize
+
+    for line in summarize(found):
+        console.print(line, highlight=False, markup=False)
+    if found.get("status") != "completed":
+        raise typer.Exit(1)
 
 
 audit_app = typer.Typer(help="The HIPAA audit trail")

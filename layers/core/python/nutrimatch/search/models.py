@@ -61,6 +61,8 @@ def _allergens(raw: object) -> frozenset[str]:
 
 def _facets(raw: object) -> frozenset[Facet]:
     names = _split(raw)
+    if [name.lower() for name in names] in (["all"], ["true"]):
+        return frozenset(Facet)
     unknown = [name for name in names if name not in Facet.__members__.values()]
     if unknown:
         raise ValueError(f"unknown facet(s): {', '.join(unknown)}; choose from {', '.join(Facet)}")
@@ -111,7 +113,7 @@ class SearchRequest(BaseModel):
     cursor: str | None = Field(default=None, max_length=1024, description="next_cursor of the previous page")
     limit: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE)
     facets: Annotated[frozenset[Facet], BeforeValidator(_facets)] = Field(
-        default=frozenset(), description="Comma-separated: diet_tags, category")
+        default=frozenset(), description="Comma-separated: diet_tags, category; `all` (or `true`) for every one")
 
 
 RANGE_COLUMNS = ("price", "calories", "protein_g", "carbs_g", "fat_g", "saturated_fat_g", "fiber_g", "sugar_g",
