@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -13,6 +14,7 @@ from nutrimatch.errors import Conflict, NotFound
 from nutrimatch.ingest.pipeline import JobCancelled
 
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+UNFINISHED_AT_MOST = 0.99
 
 JOB_COLUMNS = """id, vendor_id, kind, mode, status, phase, file_name, size_bytes, content_sha256, s3_bucket, s3_key,
                  upload_method, created_by, created_at, updated_at, uploaded_at, started_at, finished_at, error,
@@ -104,38 +106,80 @@ def progress(conn: Connection, job: dict[str, Any]) -> JobProgress:
                   coalesce(sum(byte_end - byte_start), 0) AS bytes_total,
                   coalesce(sum(byte_end - byte_start) FILTER (WHERE status IN ('loaded', 'merged')), 0) AS bytes_loaded,
                   coalesce(sum(rows_loaded), 0) AS rows_loaded,
-                  coalesce(sum(rows_loaded) FILTER (WHERE status = 'merged'), 0) AS rows_merged
+                  coalesce(sum(rows_loaded) FILTER (WHERE status = 'merged'), 0) AS rows_merged,
+                  max(loaded_at) AS last_loaded_at, max(merged_at) AS last_merged_at
              FROM ingestion_chunks WHERE vendor_id = %s AND job_id = %s""",
         (job["vendor_id"], job["id"])).fetchone()
     assert row is not None
+    last_loaded, last_merged = row.pop("last_loaded_at"), row.pop("last_merged_at")
     row = {name: int(value) for name, value in row.items()}  # sums arrive as numeric
     plan = job["plan"] or {}
     row["leaves_total"] = len(plan.get("bulk_leaves") or ())
     row["leaves_indexed"] = len(plan.get("indexed_leaves") or ())
     started = job["started_at"]
-    end = job["finished_at"] or datetime.now(UTC)
-    elapsed = (end - started).total_seconds() if started else None
-    done_fraction = 1.0 if job["status"] == "completed" else _done_fraction(row)
+    now = job["finished_at"] or datetime.now(UTC)
+    elapsed = (now - started).total_seconds() if started else None
+    stages = _stages(row, started, last_loaded, last_merged)
+    # Finalizing (retiring, statistics, errors.csv) is not a stage of its own: a job is not all done before it ends.
+    done_fraction = 1.0 if job["status"] == "completed" else min(
+        sum(stage.weight * stage.done for stage in stages), UNFINISHED_AT_MOST)
     rate = row["rows_merged"] / elapsed if elapsed and row["rows_merged"] else None
-    eta = None
-    if elapsed and 0 < done_fraction < 1 and job["status"] not in TERMINAL_STATUSES:
-        eta = round(elapsed * (1 - done_fraction) / done_fraction, 1)
+    eta = None if job["status"] in TERMINAL_STATUSES else seconds_left(stages, now)
     return JobProgress(phase=job["phase"], fraction_done=round(done_fraction, 3),
                        elapsed_seconds=round(elapsed, 2) if elapsed else None,
-                       rows_per_second=round(rate, 1) if rate else None, eta_seconds=eta, **row)
+                       rows_per_second=round(rate, 1) if rate else None,
+                       eta_seconds=None if eta is None else round(eta, 1), **row)
 
 
-def _done_fraction(row: dict[str, Any]) -> float:
-    """An upsert spends about half its time loading, half validating and merging; a bulk load (measured at 2M
-    rows) a tenth loading, six tenths validating and writing, three tenths indexing."""
-    if not row["bytes_total"]:
-        return 0.0
-    loaded = float(row["bytes_loaded"]) / float(row["bytes_total"])
-    merged = float(row["chunks_merged"]) / float(row["chunks_total"]) if row["chunks_total"] else 0.0
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a job as progress sees it: its share of the whole job, how much of it is done, since when."""
+
+    weight: float
+    done: float
+    started_at: datetime | None
+
+
+def _stages(row: dict[str, Any], started: datetime | None, last_loaded: datetime | None,
+            last_merged: datetime | None) -> list[Stage]:
+    """Loading, merging and (for a bulk load) indexing, each starting when the one before it ended. Weights: an
+    upsert spends about half its time loading, half validating and merging; a bulk load (measured at 2M rows) a
+    tenth loading, six tenths validating and writing, three tenths indexing."""
+    def share(done: int, total: int) -> float:
+        return done / total if total else 0.0
+
+    loaded = share(row["bytes_loaded"], row["bytes_total"])
+    merged = share(row["chunks_merged"], row["chunks_total"])
+    merging_since = last_loaded if row["chunks_total"] and loaded == 1 else None
     if not row["leaves_total"]:
-        return 0.5 * loaded + 0.5 * merged
-    indexed = float(row["leaves_indexed"]) / float(row["leaves_total"])
-    return 0.1 * loaded + 0.6 * merged + 0.3 * indexed
+        return [Stage(0.5, loaded, started), Stage(0.5, merged, merging_since)]
+    indexing_since = last_merged if merged == 1 else None
+    return [Stage(0.1, loaded, started), Stage(0.6, merged, merging_since),
+            Stage(0.3, share(row["leaves_indexed"], row["leaves_total"]), indexing_since)]
+
+
+def seconds_left(stages: list[Stage], now: datetime) -> float | None:
+    """The current stage at its own measured pace, the stages after it in proportion to their weights; None
+    before any stage has measured a pace, or once every stage is done.
+
+    A job's stages do not keep one pace: merging into a populated catalog takes many times longer than loading,
+    so a pace measured while loading would promise too early an end for the rest."""
+    current = next((index for index, stage in enumerate(stages) if stage.done < 1), None)
+    if current is None:
+        return None
+    stage = stages[current]
+    if stage.started_at is None:
+        return None
+    spent = max((now - stage.started_at).total_seconds(), 0.0)
+    if stage.done > 0:
+        whole = spent / stage.done
+    else:  # nothing measured yet: as long as the stage before it took, in proportion to their weights
+        before = stages[current - 1] if current else None
+        if before is None or before.started_at is None:
+            return None
+        whole = (stage.started_at - before.started_at).total_seconds() * stage.weight / before.weight
+    later = sum(following.weight for following in stages[current + 1:])
+    return max(whole - spent, 0.0) + whole * later / stage.weight
 
 
 def list_jobs(conn: Connection, vendor_id: UUID, *, status: str | None, before: datetime | None,
