@@ -34,3 +34,5 @@ def test_no_estimate_before_a_pace_is_measured_or_after_the_last_stage():
     assert seconds_left([Stage(0.5, 0.0, at(0)), Stage(0.5, 0.0, None)], at(3)) is None
     assert seconds_left([Stage(0.5, 0.0, None), Stage(0.5, 0.0, None)], at(3)) is None
     assert seconds_left([Stage(0.5, 1.0, at(0)), Stage(0.5, 1.0, at(2))], at(9)) is None
+    # merging started after a 1 s load and has run 3 s with nothing merged: "0 s left" would be a guess proved wrong
+    assert seconds_left([Stage(0.5, 1.0, at(0)), Stage(0.5, 0.0, at(1))], at(4)) is None

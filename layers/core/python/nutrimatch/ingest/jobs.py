@@ -178,6 +178,8 @@ def seconds_left(stages: list[Stage], now: datetime) -> float | None:
         if before is None or before.started_at is None:
             return None
         whole = (stage.started_at - before.started_at).total_seconds() * stage.weight / before.weight
+        if whole <= spent:  # already longer than that: nothing to go by until part of it is done
+            return None
     later = sum(following.weight for following in stages[current + 1:])
     return max(whole - spent, 0.0) + whole * later / stage.weight
 
