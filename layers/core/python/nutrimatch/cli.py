@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nutrimatch.settings import REPO_ROOT, get_settings
@@ -210,7 +211,7 @@ def upload(
                                  state_dir=state_dir or DEFAULT_STATE_DIR, checksum=checksum,
                                  progress=lambda sent: bar.advance(task, sent))
     except UploadError as error:
-        console.print(f"[red]Upload failed:[/] {error}")
+        console.print(f"[red]Upload failed:[/] {escape(str(error))}")
         raise typer.Exit(1) from error
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted.[/] Run the same command again to resume where it stopped.")
@@ -240,7 +241,7 @@ def job(
     try:
         found = client.json("GET", f"/api/v1/ingest/jobs/{job_id}")
     except UploadError as error:
-        console.print(f"[red]{error}[/]")
+        console.print(f"[red]{escape(str(error))}[/]")
         raise typer.Exit(1) from error
     if found["status"] in FINAL_STATUSES:
         _print_summary(found)
@@ -262,7 +263,7 @@ def _follow(client: Api, job_id: str) -> None:
                 task, description=describe_progress(job),
                 completed=(job.get("progress") or {}).get("fraction_done", 0.0)))
     except UploadError as error:
-        console.print(f"[red]{error}[/]")
+        console.print(f"[red]{escape(str(error))}[/]")
         raise typer.Exit(1) from error
     except KeyboardInterrupt:
         console.print(f"[yellow]Stopped following.[/] The job goes on; follow it again with "
