@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nutrimatch.ingest.jobs import Stage, seconds_left
+from nutrimatch.ingest.jobs import Stage, job_stages, seconds_left
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -36,3 +36,19 @@ def test_no_estimate_before_a_pace_is_measured_or_after_the_last_stage():
     assert seconds_left([Stage(0.5, 1.0, at(0)), Stage(0.5, 1.0, at(2))], at(9)) is None
     # merging started after a 1 s load and has run 3 s with nothing merged: "0 s left" would be a guess proved wrong
     assert seconds_left([Stage(0.5, 1.0, at(0)), Stage(0.5, 0.0, at(1))], at(4)) is None
+
+
+def _counts(leaves_total: int, **done: int) -> dict[str, int]:
+    return {"bytes_total": 1000, "bytes_loaded": 0, "chunks_total": 4, "chunks_loaded": 0, "chunks_merged": 0,
+            "leaves_total": leaves_total, "leaves_indexed": 0, **done}
+
+
+def test_loading_weighs_the_same_whether_the_job_turns_out_a_bulk_load_or_an_upsert():
+    # Whether a job bulk-loads is decided once its rows are loaded: the bar must not go back at that moment.
+    for leaves in (0, 16):
+        stages = job_stages(_counts(leaves, bytes_loaded=1000, chunks_loaded=4), at(0), at(10), None)
+        assert sum(s.weight * s.done for s in stages) == 0.1
+        assert sum(s.weight for s in stages) == pytest.approx(1.0)
+        assert stages[1].started_at == at(10)  # merging is timed from the last chunk loaded
+    half_merged = job_stages(_counts(0, bytes_loaded=1000, chunks_loaded=4, chunks_merged=2), at(0), at(10), at(20))
+    assert sum(s.weight * s.done for s in half_merged) == pytest.approx(0.55)
