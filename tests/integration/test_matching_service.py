@@ -13,6 +13,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from nutrimatch import aws
 from nutrimatch.api import Caller
 from nutrimatch.audit import RequestInfo
 from nutrimatch.customers import health, records
@@ -20,6 +21,9 @@ from nutrimatch.customers.records import NewCustomer
 from nutrimatch.db import get_database, scoped_transaction
 from nutrimatch.health import HealthProfile, derive_limits
 from nutrimatch.health.profile import CONDITIONS
+from nutrimatch.ingest.load import load_chunk
+from nutrimatch.ingest.merge import merge_chunk, prepare_merge
+from nutrimatch.ingest.plan import plan
 from nutrimatch.matching import oracle, snapshot_store
 from nutrimatch.matching.engine import Filters, rank
 from nutrimatch.matching.models import MatchQuery
@@ -29,6 +33,7 @@ from nutrimatch.matching.snapshot_store import SnapshotStore, consistent_read
 from nutrimatch.routes import Role
 from nutrimatch.settings import get_settings
 from nutrimatch.vocabulary import ALLERGENS, DIET_TAGS
+from tests.integration.ingest_support import create_uploaded_job
 
 # Accents and capitals: SQL and Python must order categories alike (the snapshot numbers them in that order).
 CATEGORIES = ("bakery", "dairy", "snacks", "Épicerie fine", "Zoo treats", "épicerie")
@@ -157,7 +162,7 @@ def test_every_match_is_audited_cached_and_never_stale(database, two_vendors, re
     keys = [key.decode() for key in redis_client.keys("nm:match:*")]
     # Ids, versions, k and a digest of the filters: nothing of the profile.
     assert len(keys) == 1 and re.fullmatch(
-        rf"nm:match:s\d+:{vendor.id}:{customer}:p1:c1:u0:k10:f[0-9a-f]{{16}}", keys[0]), keys
+        rf"nm:match:s\d+:{vendor.id}:{customer}:p1:c1\.0:u0:k10:f[0-9a-f]{{16}}", keys[0]), keys
 
     # A new catalog version: the cached answer is not served, the new catalog is.
     load_catalog(database.admin_url, vendor.id, [{**random_products(random.Random(6), 1)[0], "external_id": "NEW",
@@ -191,6 +196,34 @@ def test_a_product_changed_after_the_snapshot_is_never_served(database, two_vend
     again = match_customer(clinician(vendor.id), request_facts(), customer, MatchQuery(k=5))
     assert best.id not in {match.product.id for match in again.matches}
     assert [match.product.id for match in again.matches] == ranked[1:6]  # the next in rank took its place
+
+
+def test_a_cached_answer_is_not_served_once_an_ingestion_made_one_of_its_products_unsafe(
+        database, two_vendors, redis_client, aws_resources):
+    """An upsert's chunks change live rows before the job announces a new catalog version, and a job may never
+    announce one (cancelled or failed after merging): the cache must not keep serving what a chunk changed."""
+    vendor, _ = two_vendors
+    load_catalog(database.admin_url, vendor.id, random_products(random.Random(8), 200))
+    customer = new_customer(vendor.id, PROFILE)
+    first = match_customer(clinician(vendor.id), request_facts(), customer, MatchQuery(k=5))
+    assert match_customer(clinician(vendor.id), request_facts(), customer, MatchQuery(k=5)).cached
+    best = first.matches[0].product
+
+    # The vendor's file now declares peanuts in the best product; the job merges it and stops before finalizing.
+    csv = f"external_id,name,allergens\n{best.external_id},{best.name},peanuts\n".encode()
+    uploaded = create_uploaded_job(vendor.id, csv)
+    settings, s3 = get_settings(), aws.client("s3")
+    chunks = plan(settings, get_database(), s3, uploaded.job_id, vendor.id)["chunks"]
+    for chunk in chunks:
+        load_chunk(get_database(), s3, uploaded.job_id, vendor.id, chunk["chunk_no"])
+    assert prepare_merge(settings, get_database(), uploaded.job_id, vendor.id)["mode"] == "upsert"
+    for chunk in chunks:
+        merge_chunk(get_database(), uploaded.job_id, vendor.id, chunk["chunk_no"])
+
+    again = match_customer(clinician(vendor.id), request_facts(), customer, MatchQuery(k=5))
+    assert again.catalog_version == first.catalog_version  # no new version was announced
+    assert not again.cached
+    assert best.id not in {match.product.id for match in again.matches}
 
 
 def test_matching_needs_a_profile_and_a_customer_of_the_vendor(database, two_vendors, redis_client):

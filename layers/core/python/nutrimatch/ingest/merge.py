@@ -210,6 +210,9 @@ def upsert(reading: Interpretation, rows: sql.Composable) -> sql.Composed:
         unchanged=unchanged, updates=updates)
 
 
+_REVISED = "UPDATE vendors SET catalog_revision = catalog_revision + 1 WHERE id = %s"
+
+
 def merge_chunk(database: Database, job_id: UUID, vendor_id: UUID, chunk_no: int) -> dict[str, Any]:
     with scoped_transaction(database.writer, vendor_id) as conn:
         job = jobs.require_running(conn, vendor_id, job_id)
@@ -246,6 +249,11 @@ def merge_chunk(database: Database, job_id: UUID, vendor_id: UUID, chunk_no: int
                       rows_updated = %s, rows_unchanged = %s, rows_rejected = %s
                 WHERE vendor_id = %s AND job_id = %s AND chunk_no = %s""",
             (counts["inserted"], counts["updated"], unchanged, rejected, vendor_id, job_id, chunk_no))
+        if skips_unchanged and (counts["inserted"] or counts["updated"]):  # an upsert of products changed rows
+            # Live rows changed before the job's catalog version is announced: cached match answers must not
+            # outlive this (sql/migrations/0016_catalog_revision.sql). Last, so the vendor's row is locked only
+            # until the commit that follows, and parallel chunks do not wait on each other's merges.
+            conn.execute(_REVISED, (vendor_id,))
     return {"chunk_no": chunk_no, "inserted": counts["inserted"], "updated": counts["updated"],
             "unchanged": unchanged, "rejected": rejected}
 

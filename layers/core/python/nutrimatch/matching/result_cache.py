@@ -1,8 +1,9 @@
 """Match results in Redis, under keys made of ids and versions only (no PHI).
 
-A key names the vendor, the customer, the profile version, the catalog version, the vendor's unknown-allergen
-setting, k and a digest of the filters: a profile write or a new catalog changes the key, so a stale result
-is never read (it expires with its TTL). Redis being down only costs the cache: matching goes on without it.
+A key names the vendor, the customer, the profile version, the catalog version and revision, the vendor's
+unknown-allergen setting, k and a digest of the filters: a profile write, a new catalog or any change to the
+catalog's live rows changes the key, so a stale result is never read (it expires with its TTL). Redis being
+down only costs the cache: matching goes on without it.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ class CachedMatches(BaseModel):
 
 
 def cache_key(*, vendor_id: UUID, customer_id: UUID, profile_version: int, catalog_version: int,
-              allow_unknown_allergens: bool, query: MatchQuery) -> str:
+              catalog_revision: int, allow_unknown_allergens: bool, query: MatchQuery) -> str:
     filters = json.dumps([query.category, None if query.max_price is None else str(query.max_price)])
     digest = hashlib.sha256(filters.encode()).hexdigest()[:16]
     return (f"nm:match:s{SCORING_VERSION}:{vendor_id}:{customer_id}:p{profile_version}:c{catalog_version}"
-            f":u{int(allow_unknown_allergens)}:k{query.k}:f{digest}")
+            f".{catalog_revision}:u{int(allow_unknown_allergens)}:k{query.k}:f{digest}")
 
 
 class ResultCache:
