@@ -199,7 +199,10 @@ def summarize(job: dict[str, Any]) -> list[str]:
         return [f"Job {job['id']} failed while {job.get('phase') or 'starting'}{took}: "
                 f"{error.get('message') or 'no reason was recorded'}"]
     if status == "cancelled":
-        return [f"Job {job['id']} was cancelled while {job.get('phase') or 'waiting'}; nothing of it is live."]
+        # An upsert's merged chunks are live rows; a bulk load's are not live before its last step.
+        merged = progress.get("rows_merged", 0) if not progress.get("leaves_total") else 0
+        kept = f"the {merged:,} rows merged before it stopped stay live" if merged else "nothing of it is live"
+        return [f"Job {job['id']} was cancelled while {job.get('phase') or 'waiting'}; {kept}."]
     counts = job.get("counts") or {}
     lines = [f"Job {job['id']} {status}{took}: {counts.get('rows', 0):,} rows — "
              + ", ".join(f"{counts.get(name, 0):,} {name}" for name in COUNTED)]
