@@ -194,14 +194,14 @@ def summarize(job: dict[str, Any]) -> list[str]:
     progress = job.get("progress") or {}
     took = f" in {_duration(progress['elapsed_seconds'])}" if progress.get("elapsed_seconds") is not None else ""
     status = job.get("status")
+    # An upsert's merged chunks are live rows; a bulk load's are not live before its last step.
+    merged = progress.get("rows_merged", 0) if not progress.get("leaves_total") else 0
+    kept = f"the {merged:,} rows merged before it stopped stay live" if merged else "nothing of it is live"
     if status == "failed":
         error = job.get("error") or {}
         return [f"Job {job['id']} failed while {job.get('phase') or 'starting'}{took}: "
-                f"{error.get('message') or 'no reason was recorded'}"]
+                f"{error.get('message') or 'no reason was recorded'}", f"{kept[0].upper()}{kept[1:]}."]
     if status == "cancelled":
-        # An upsert's merged chunks are live rows; a bulk load's are not live before its last step.
-        merged = progress.get("rows_merged", 0) if not progress.get("leaves_total") else 0
-        kept = f"the {merged:,} rows merged before it stopped stay live" if merged else "nothing of it is live"
         return [f"Job {job['id']} was cancelled while {job.get('phase') or 'waiting'}; {kept}."]
     counts = job.get("counts") or {}
     lines = [f"Job {job['id']} {status}{took}: {counts.get('rows', 0):,} rows — "
