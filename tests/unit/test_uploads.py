@@ -184,10 +184,10 @@ def test_a_failed_or_cancelled_job_says_where_it_stopped_and_why():
     assert client.summarize(failed) == ["Job j-1 failed while planning in 42.0 s: no column gives the name",
                                         "Nothing of it is live."]
     late = _job("failed", "finalizing", error={"message": "boom"}, progress={"rows_merged": 9, "leaves_total": 0})
-    assert client.summarize(late)[1] == "The 9 rows merged before it stopped stay live."
+    assert client.summarize(late)[1] == "What its 9 rows merged before it stopped changed stays live."
     assert client.summarize(_job("cancelled", "loading")) == [
         "Job j-1 was cancelled while loading; nothing of it is live."]
     assert client.summarize(_job("cancelled", "merging", progress={"rows_merged": 250_000, "leaves_total": 0})) == [
-        "Job j-1 was cancelled while merging; the 250,000 rows merged before it stopped stay live."]
+        "Job j-1 was cancelled while merging; what its 250,000 rows merged before it stopped changed stays live."]
     assert client.summarize(_job("cancelled", "indexing", progress={"rows_merged": 750_000})) == [
         "Job j-1 was cancelled while indexing; nothing of it is live."]  # a bulk load: merged into its shadow

@@ -232,17 +232,20 @@ def job(
     follow: bool = typer.Option(True, "--follow/--no-follow", help="Follow the job to its end"),
 ) -> None:
     """Follow an ingestion job to its end and say what it did (or, with --no-follow, where it is now)."""
-    from nutrimatch.uploads.client import FINAL_STATUSES, UploadError, describe_progress
+    from nutrimatch.uploads.client import FINAL_STATUSES, UploadError, describe_progress, get_job
 
     client = _api(api, token, vendor)
     if follow:
         _follow(client, job_id)
         return
     try:
-        found = client.json("GET", f"/api/v1/ingest/jobs/{job_id}")
+        found = get_job(client, job_id)
     except UploadError as error:
         console.print(f"[red]{escape(str(error))}[/]")
         raise typer.Exit(1) from error
+    if found is None:
+        console.print("This API has no job status route.")
+        raise typer.Exit(1)
     if found["status"] in FINAL_STATUSES:
         _print_summary(found)
     else:

@@ -151,16 +151,24 @@ def upload_file(api: Api, file: Path, *, kind: str, mode: str, use_tus: bool = F
                         time.monotonic() - started, resumed)
 
 
+def get_job(api: Api, job_id: str) -> dict[str, Any] | None:
+    """The job as the jobs API describes it; None when this API has no jobs route."""
+    try:
+        job: dict[str, Any] = api.json("GET", f"/api/v1/ingest/jobs/{job_id}")
+    except UploadError as error:
+        if error.code == "route_not_found":
+            return None
+        raise
+    return job
+
+
 def follow_job(api: Api, job_id: str, on_update: Callable[[dict[str, Any]], None],
                poll_seconds: float = 2.0) -> dict[str, Any] | None:
     """Poll the job until it finishes; None when this API has no jobs route (nothing to follow)."""
     while True:
-        try:
-            job: dict[str, Any] = api.json("GET", f"/api/v1/ingest/jobs/{job_id}")
-        except UploadError as error:
-            if error.code == "route_not_found":
-                return None
-            raise
+        job = get_job(api, job_id)
+        if job is None:
+            return None
         on_update(job)
         if job.get("status") in FINAL_STATUSES:
             return job
@@ -196,7 +204,8 @@ def summarize(job: dict[str, Any]) -> list[str]:
     status = job.get("status")
     # An upsert's merged chunks are live rows; a bulk load's are not live before its last step.
     merged = progress.get("rows_merged", 0) if not progress.get("leaves_total") else 0
-    kept = f"the {merged:,} rows merged before it stopped stay live" if merged else "nothing of it is live"
+    kept = (f"what its {merged:,} rows merged before it stopped changed stays live" if merged
+            else "nothing of it is live")
     if status == "failed":
         error = job.get("error") or {}
         return [f"Job {job['id']} failed while {job.get('phase') or 'starting'}{took}: "
