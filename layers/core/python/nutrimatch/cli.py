@@ -33,6 +33,7 @@ MIGRATIONS_DIR = REPO_ROOT / "sql" / "migrations"
 @local_app.command("up")
 def local_up(demo: bool = typer.Option(False, "--demo", help="Seed the demo vendor (catalog, customers)")) -> None:
     """Start the whole product locally and serve it until Ctrl-C."""
+    from nutrimatch.local.console import function_logs_to, requests_on_console
     from nutrimatch.local.stack import LocalStack, LocalStackError
 
     settings = get_settings()
@@ -49,37 +50,40 @@ def local_up(demo: bool = typer.Option(False, "--demo", help="Seed the demo vend
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     assert stack.gateway is not None
     base = stack.gateway.url
-    token_line = ""
-    if demo:
-        from nutrimatch.demo.seed import DEMO_SLUG, seed
-
-        try:
-            demo_vendor = seed(get_settings(), base, say=lambda text: console.print(f"  demo: {text}"))
-        except Exception:
-            stack.stop()
-            raise
-        token_line = f"""
-  demo vendor {DEMO_SLUG} ({demo_vendor.vendor_id}); vendor_admin token, valid 12 h:
-    {demo_vendor.token}
-  try:
-    curl -s -H "Authorization: Bearer <token>" "{base}/api/v1/search/products?q=greek+yog&limit=3"
-    .venv/bin/nutrimatch auth token --vendor {DEMO_SLUG} --role clinician   # other roles"""
-    console.print(f"""
+    log_file = stack.state_dir / "logs" / "functions.log"
+    try:
+        with function_logs_to(log_file):
+            token_line = _seed_demo(base) if demo else ""
+            console.print(f"""
 [green]nutrimatch is running.[/]
   health     {base}/api/v1/health
   API docs   {base}/api/v1/docs   (OpenAPI: {base}/api/v1/openapi.json)
   PostgreSQL {stack.environment['DATABASE_ADMIN_URL']}  (replica on port {stack.ports.replica})
   Redis      {stack.environment['REDIS_URL']}
-  S3/SQS     {stack.environment['AWS_ENDPOINT_URL']} (moto){token_line}
+  S3/SQS     {stack.environment['AWS_ENDPOINT_URL']} (moto)
+  logs       {log_file}  (the functions' JSON logs; here: requests and warnings){token_line}
 Press Ctrl-C to stop.""")
-    try:
-        stopping.wait()
+            with requests_on_console():
+                stopping.wait()
     except KeyboardInterrupt:
         pass
     finally:
         console.print("Stopping …")
         stack.stop()
         console.print("Stopped.")
+
+
+def _seed_demo(base: str) -> str:
+    """Seed the demo vendor through the running API; the banner's lines about it."""
+    from nutrimatch.demo.seed import DEMO_SLUG, seed
+
+    demo_vendor = seed(get_settings(), base, say=lambda text: console.print(f"  demo: {text}"))
+    return f"""
+  demo vendor {DEMO_SLUG} ({demo_vendor.vendor_id}); vendor_admin token, valid 12 h:
+    {demo_vendor.token}
+  try:
+    curl -s -H "Authorization: Bearer <token>" "{base}/api/v1/search/products?q=greek+yog&limit=3"
+    .venv/bin/nutrimatch auth token --vendor {DEMO_SLUG} --role clinician   # other roles"""
 
 
 @local_app.command("reset")

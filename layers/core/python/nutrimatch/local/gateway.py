@@ -21,10 +21,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pybase64
 
+from nutrimatch.local.console import ACCESS_LOGGER
 from nutrimatch.local.lambdas import invoke as invoke_function
 from nutrimatch.routes import BINARY_MEDIA_TYPES, MAX_REQUEST_BYTES, Route, find_route
 
 logger = logging.getLogger("nutrimatch.gateway")
+access_logger = logging.getLogger(ACCESS_LOGGER)
 
 ACCOUNT_ID = "123456789012"
 API_ID = "local"
@@ -197,6 +199,7 @@ class Gateway:
                 return self.rfile.read(length) if length else b""
 
             def _serve(self) -> None:
+                started = time.perf_counter()
                 body = self._read_body()
                 if body is None:
                     self.close_connection = True
@@ -210,6 +213,9 @@ class Gateway:
                         logger.exception("handler failed")
                         status, headers, payload = 502, [("Content-Type", "application/json")], _error_body(
                             "internal_error", "the function failed; see the server log")
+                # Before the answer leaves: once a client has it, its line is on record.
+                access_logger.info("%s %s %d %.0f ms", self.command, urlsplit(self.path).path, status,
+                                   (time.perf_counter() - started) * 1000)
                 self.send_response(status)
                 for name, value in headers:
                     if name.lower() not in ("content-length", "connection"):
