@@ -52,9 +52,10 @@ def local_up(demo: bool = typer.Option(False, "--demo", help="Seed the demo vend
     base = stack.gateway.url
     log_file = stack.state_dir / "logs" / "functions.log"
     try:
-        with function_logs_to(log_file):
-            token_line = _seed_demo(base) if demo else ""
-            console.print(f"""
+        with function_logs_to(log_file) as terminal:
+            out = Console(file=terminal, soft_wrap=True)
+            token_line = _seed_demo(base, out) if demo else ""
+            out.print(f"""
 [green]nutrimatch is running.[/]
   health     {base}/api/v1/health
   API docs   {base}/api/v1/docs   (OpenAPI: {base}/api/v1/openapi.json)
@@ -63,7 +64,7 @@ def local_up(demo: bool = typer.Option(False, "--demo", help="Seed the demo vend
   S3/SQS     {stack.environment['AWS_ENDPOINT_URL']} (moto)
   logs       {log_file}  (the functions' JSON logs; here: requests and warnings){token_line}
 Press Ctrl-C to stop.""")
-            with requests_on_console():
+            with requests_on_console(terminal):
                 stopping.wait()
     except KeyboardInterrupt:
         pass
@@ -73,11 +74,11 @@ Press Ctrl-C to stop.""")
         console.print("Stopped.")
 
 
-def _seed_demo(base: str) -> str:
+def _seed_demo(base: str, out: Console) -> str:
     """Seed the demo vendor through the running API; the banner's lines about it."""
     from nutrimatch.demo.seed import DEMO_SLUG, seed
 
-    demo_vendor = seed(get_settings(), base, say=lambda text: console.print(f"  demo: {text}"))
+    demo_vendor = seed(get_settings(), base, say=lambda text: out.print(f"  demo: {text}"))
     return f"""
   demo vendor {DEMO_SLUG} ({demo_vendor.vendor_id}); vendor_admin token, valid 12 h:
     {demo_vendor.token}
