@@ -124,6 +124,8 @@ def test_bad_rows_are_explained_and_good_rows_loaded(two_vendors, aws_resources,
         "B-4,Ragged,X,100",                          # too few columns
         "B-5,Salty,X,100,1,0.4,,,1.00",              # sodium given in grams
         ",No Id,X,100,1,10,,,1.00",                  # missing external id
+        "B-6,Unread,X,100,1,10,花生,,1.00",           # an allergen no one here can read is not "none"
+        "B-7,Unsure,X,100,1,10,?,,1.00",             # nor is a question mark
         ROWS[1],
     ]) + "\n"
     job = ingest(vendor.id, body.encode())
@@ -132,9 +134,9 @@ def test_bad_rows_are_explained_and_good_rows_loaded(two_vendors, aws_resources,
         methods = [r["load_method"] for r in conn.execute(
             "SELECT load_method FROM ingestion_chunks WHERE job_id = %s ORDER BY chunk_no", (job["id"],))]
     assert len(methods) > 3 and "parsed" in methods and "copy" in methods  # split, and only the ragged chunk parsed
-    assert job["counts"]["rows"] == 9
+    assert job["counts"]["rows"] == 11
     assert job["counts"]["inserted"] == 2
-    assert job["counts"]["rejected"] == 7
+    assert job["counts"]["rejected"] == 9
     reasons = {(e["row_number"], e["column_name"]): e["reason"] for e in errors_of(vendor.id, job["id"])}
     assert reasons[(2, "calories")] == "not a number"
     assert reasons[(3, "calories")] == "must not be negative"
@@ -143,13 +145,14 @@ def test_bad_rows_are_explained_and_good_rows_loaded(two_vendors, aws_resources,
     assert reasons[(6, None)] == "expected 9 columns, found 4"
     assert "grams" in reasons[(7, "sodium_mg")]
     assert reasons[(8, "external_id")] == "required value is missing"
+    assert "花生" in reasons[(9, "allergens")] and "?" in reasons[(10, "allergens")]
     assert set(products_of(vendor.id)) == {"A-1", "A-2"}
     assert products_of(vendor.id)["A-1"]["name"] == "Greek Yogurt"  # the first occurrence won
     # errors.csv in S3, one line per problem, row numbers of the file's data rows
     settings = get_settings()
     body = aws.client("s3").get_object(Bucket=settings.upload_bucket, Key=errors_key(vendor.id, job["id"]))
     rows = list(csv.DictReader(io.StringIO(body["Body"].read().decode())))
-    assert [r["row_number"] for r in rows] == ["2", "3", "4", "5", "6", "7", "8"]
+    assert [r["row_number"] for r in rows] == ["2", "3", "4", "5", "6", "7", "8", "9", "10"]
     assert rows[0] == {"row_number": "2", "column": "calories", "value": "abc", "reason": "not a number"}
 
 

@@ -17,7 +17,7 @@ from nutrimatch.matching import engine, oracle, snapshot
 from nutrimatch.matching.engine import Filters, rank
 from nutrimatch.matching.features import NUTRIENT_COLUMNS
 from nutrimatch.matching.scoring import ScoringPlan, plan_for
-from nutrimatch.vocabulary import ALLERGENS, DIET_TAGS
+from nutrimatch.vocabulary import ALLERGENS, DIET_TAGS, allergens_contradicting
 
 TODAY = date(2026, 11, 1)
 CATEGORIES = ["bakery", "dairy", "snacks", "drinks"]
@@ -76,7 +76,8 @@ def assert_safe(catalog: list[dict[str, object]], ranked_ids: list[uuid.UUID], p
         if allergens is None:
             assert allow_unknown or not plan.avoid_allergens
         else:
-            assert not ALLERGENS.implied_closure(allergens) & plan.avoid_allergens  # type: ignore[arg-type]
+            contained = ALLERGENS.implied_closure(allergens)  # type: ignore[arg-type]
+            assert not contained & (plan.avoid_allergens | allergens_contradicting(plan.required_diet_tags))
         assert plan.required_diet_tags <= DIET_TAGS.implied_closure(product["dietary_tags"])  # type: ignore[arg-type]
 
 
@@ -162,6 +163,27 @@ def test_a_vegan_product_meets_a_vegetarian_goal_but_plant_based_does_not_meet_v
     for profile, expected in ((vegetarian, [vegan_product["id"]]), (vegan, [vegan_product["id"]])):
         plan = plan_for(profile.conditions, derive_limits(profile, today=TODAY))
         assert [item.product_id for item in rank(features, plan, k=5).items] == expected
+
+
+def test_a_diet_goal_is_not_met_by_a_product_whose_declared_allergens_belie_its_tag():
+    def product(allergens: list[str] | None, tags: list[str]) -> dict[str, object]:
+        return {"id": uuid.uuid4(), "nutrient_basis": "per_serving", "allergens": allergens, "dietary_tags": tags}
+
+    vegan_milk, vegan_fish = product(["milk"], ["vegan"]), product(["fish"], ["vegan"])
+    gluten_free_wheat, dairy_free_milk = product(["wheat"], ["gluten_free"]), product(["milk"], ["dairy_free"])
+    vegan, vegan_undeclared = product([], ["vegan"]), product(None, ["vegan"])
+    catalog = [vegan_milk, vegan_fish, gluten_free_wheat, dairy_free_milk, vegan, vegan_undeclared]
+    features = snapshot.from_products(VENDOR, 1, catalog)
+    sound = {vegan["id"], vegan_undeclared["id"]}  # without allergies, the tag is what a person relies on
+    expected = {
+        "vegan": sound, "vegetarian": sound | {vegan_milk["id"]}, "dairy_free": sound | {vegan_fish["id"]},
+        "gluten_free": set(),
+    }
+    for goal, eligible in expected.items():
+        profile = HealthProfile(height_cm=170, weight_kg=70, age=40, diet_goals=frozenset({goal}))
+        plan = plan_for(profile.conditions, derive_limits(profile, today=TODAY))
+        assert {item.product_id for item in rank(features, plan, k=10).items} == eligible, goal
+        assert {p["id"] for p in catalog if oracle.is_eligible(p, plan, Filters(), False)} == eligible, goal
 
 
 def test_celiac_disease_excludes_wheat_and_requires_gluten_free():

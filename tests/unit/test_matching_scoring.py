@@ -61,6 +61,15 @@ def test_reasons_name_the_claim_and_the_numbers():
     assert len(reasons) == len(plan.components)
 
 
+def test_a_free_claim_needs_less_than_its_bound_and_a_low_claim_at_most_its_bound():
+    sodium = next(c for c in plan_of().components if c.feature == "sodium_mg")
+    assert sodium.reason(4.0).startswith("Sodium free: 4 mg per serving < 5 mg")
+    assert sodium.reason(5.0).startswith("Very low sodium: 5 mg per serving ≤ 35 mg")
+    assert sodium.reason(140.0).startswith("Low sodium: 140 mg per serving ≤ 140 mg")
+    calories = next(c for c in plan_of().components if c.feature == "calories")
+    assert calories.reason(5.0).startswith("Low calorie: 5 kcal per serving ≤ 40 kcal")
+
+
 def test_amounts_per_100g_are_scaled_to_the_serving():
     product = {"nutrient_basis": "per_100g", "serving_size_g": 30, "sodium_mg": 500, "sugar_g": 10}
     amounts = amounts_per_serving(product)

@@ -149,8 +149,23 @@ def test_unknown_tokens_are_reported_once_in_first_seen_order_never_dropped() ->
 def test_empty_markers_and_empty_tokens_declare_nothing() -> None:
     assert normalize_allergens("None") == (frozenset(), [])
     assert normalize_allergens("N/A") == (frozenset(), [])
-    assert normalize_allergens(",, ;") == (frozenset(), [])
+    assert normalize_allergens("milk,, ;") == (frozenset({"milk"}), [])
     assert normalize_diet_tags([]) == (frozenset(), [])
+
+
+@pytest.mark.parametrize("raw", ["?", "-", "花生", "арахис"])
+def test_a_token_without_ascii_letters_is_unknown_never_a_declaration_of_none(raw: str) -> None:
+    assert normalize_allergens(raw) == (frozenset(), [raw])
+    assert normalize_allergens(f"milk, {raw}") == (frozenset({"milk"}), [raw])
+
+
+def test_a_cell_of_separators_alone_is_unknown() -> None:
+    assert normalize_allergens(",, ;") == (frozenset(), [",, ;"])
+
+
+def test_seitan_and_triticale_are_wheat() -> None:
+    assert normalize_allergens("seitan; triticale") == (frozenset({"wheat"}), [])
+    assert "wheat" in ALLERGENS.codes_implying(["wheat"]) and "gluten" in ALLERGENS.implied_closure(["wheat"])
 
 
 def test_synonym_rows_are_normalised_unique_and_agree_with_python_normalisation() -> None:

@@ -14,9 +14,11 @@ as synonyms. Allergen synonyms also get their regular English plural generated i
 already normalised, so a SQL join against that table decides exactly what Python decides.
 
 A raw cell is split into tokens on `,` `;` `|` and line breaks
-(SQL: `regexp_split_to_table(raw, '[,;|\\r\\n]+')`). A token that normalises to "" is skipped, and one of
-EMPTY_MARKERS ("none", "n/a", ...) means "nothing declared". Any other token with no synonym is returned as
-unknown, never dropped: ingestion turns it into a row error, a health profile into a validation error.
+(SQL: `regexp_split_to_table(raw, '[,;|\\r\\n]+')`). A blank token is skipped, and one of EMPTY_MARKERS
+("none", "n/a", ...) means "nothing declared". Any other token with no synonym is returned as unknown, never
+dropped — "?", "-" and words in other scripts ("花生", which normalises to "") included, and a cell made only
+of separators: ingestion turns them into a row error, a health profile into a validation error, so an
+allergen no one could read is never stored as "contains none".
 
 Bit indexes feed the matching engine's bitmask features (allergens contained, diet tags carried) and are
 persisted in feature snapshots: they are stable forever. Never renumber or reuse one; add new terms with
@@ -125,15 +127,18 @@ class Vocabulary(Mapping[str, Term]):
         codes: set[str] = set()
         unknown: dict[str, str] = {}  # normalised → first raw spelling, so each unknown is reported once
         for cell in cells:
-            for token in TOKEN_SEPARATORS.split(cell):
+            tokens = [token.strip() for token in TOKEN_SEPARATORS.split(cell) if token.strip()]
+            if not tokens and cell.strip():  # only separators: it names nothing, not even "none"
+                unknown.setdefault(cell.strip(), cell.strip())
+            for token in tokens:
                 normalized = normalize_token(token)
-                if not normalized or normalized in EMPTY_MARKERS:
+                if normalized in EMPTY_MARKERS:
                     continue
-                code = self._lookup.get(normalized)
+                code = self._lookup.get(normalized) if normalized else None
                 if code is not None:
                     codes.add(code)
-                else:
-                    unknown.setdefault(normalized, token.strip())
+                else:  # "?", "-" or "花生" (no ASCII letters) is as unknown as a misspelling, never "none"
+                    unknown.setdefault(normalized or token, token)
         return frozenset(codes), list(unknown.values())
 
     def synonym_items(self) -> list[tuple[str, str]]:
@@ -200,7 +205,7 @@ ALLERGENS = Vocabulary(
             "wheat",
             6,
             "wheat flour, whole wheat, wheat starch, wheat gluten, durum, durum wheat, semolina, spelt,"
-            " kamut, khorasan, einkorn, emmer, farro, bulgur, couscous",
+            " kamut, khorasan, einkorn, emmer, farro, bulgur, couscous, seitan, triticale",
             implies=("gluten",),
         ),
         _term(
@@ -211,7 +216,7 @@ ALLERGENS = Vocabulary(
         ),
         _term("sesame", 8, "sesame seed, sesame oil, tahini, benne, gingelly"),
         # ... and the rest of the EU 14 (Regulation 1169/2011, Annex II).
-        _term("gluten", 9, "cereals containing gluten, barley, rye, oat, malt, triticale, seitan"),
+        _term("gluten", 9, "cereals containing gluten, barley, rye, oat, malt"),
         _term("mustard", 10, "mustard seed, mustard flour, mustard oil"),
         _term("celery", 11, "celeriac, celery seed, celery salt"),
         _term("lupin", 12, "lupine, lupin flour, lupini"),
@@ -269,6 +274,25 @@ DIET_TAGS = Vocabulary(
     ],
     generate_plurals=False,
 )
+
+
+# A product carrying one of these diet tags cannot also contain these allergens: a "vegan" product that declares
+# milk says two contradictory things, and a person who needs the tag must be spared the product (its allergen
+# declaration is the regulated one). Tags without an allergen counterpart (keto, halal, low_sodium…) have none.
+DIET_TAG_CONTRADICTIONS: Mapping[str, frozenset[str]] = {
+    "vegan": frozenset({"milk", "eggs", "fish", "crustacean_shellfish", "molluscs"}),
+    "vegetarian": frozenset({"fish", "crustacean_shellfish", "molluscs"}),
+    "dairy_free": frozenset({"milk"}),
+    "gluten_free": frozenset({"gluten"}),
+    "nut_free": frozenset({"tree_nuts", "peanuts"}),
+    "kosher": frozenset({"crustacean_shellfish", "molluscs"}),
+}
+
+
+def allergens_contradicting(diet_tags: Iterable[str]) -> frozenset[str]:
+    """The allergens a product may not declare to meet every one of `diet_tags` (wheat too for gluten-free)."""
+    return ALLERGENS.codes_implying(
+        allergen for tag in diet_tags for allergen in DIET_TAG_CONTRADICTIONS.get(tag, frozenset()))
 
 
 def normalize_allergens(raw: str | Iterable[str]) -> tuple[frozenset[str], list[str]]:

@@ -59,7 +59,7 @@ NUMBERS_PATTERN = f"^(?:{NUMBER}(?:;{NUMBER})*)?$"
 # Bump when the rules change what the same source cells become (a check, a default, a conversion): products
 # loaded under the old rules are then validated again by their next file instead of being skipped as unchanged.
 # The limits above and the vocabulary are part of the fingerprint already.
-RULES_VERSION = 1
+RULES_VERSION = 2
 
 # How a validated value is stored (defaults where the file is silent); columns not listed are stored as read.
 _STORED_AS = {

@@ -17,14 +17,15 @@ from nutrimatch.vocabulary import ALLERGENS, DIET_TAGS
 
 def is_eligible(product: dict[str, Any], plan: ScoringPlan, filters: Filters, allow_unknown_allergens: bool) -> bool:
     """Active, no avoided allergen (unknown allergens only if the person avoids none or the vendor accepts
-    them), every required diet tag (implications included), and the request's category and price cap."""
+    them), every required diet tag (implications included) and no declared allergen that belies one, and the
+    request's category and price cap."""
     if product.get("status", "active") != "active":
         return False
     allergens = product.get("allergens")
     if allergens is None:
         if plan.avoid_allergens and not allow_unknown_allergens:
             return False
-    elif ALLERGENS.implied_closure(a for a in allergens if a in ALLERGENS) & plan.avoid_allergens:
+    elif ALLERGENS.implied_closure(a for a in allergens if a in ALLERGENS) & plan.excluded_allergens:
         return False
     tags = DIET_TAGS.implied_closure(t for t in product.get("dietary_tags") or () if t in DIET_TAGS)
     if not plan.required_diet_tags <= tags:

@@ -2,9 +2,10 @@
 and branch-and-bound over the snapshot's leaves so that most of a large catalog is never scored.
 
 For one request:
-1. Eligibility per constraint signature: no avoided allergen in the product's allergen closure, every required
-   diet tag in its tag closure, allergens declared (unless the person avoids nothing or the vendor accepts
-   unknown allergen information), the category asked for. A price cap is checked per product.
+1. Eligibility per constraint signature: no avoided allergen in the product's allergen closure (nor one that
+   belies a required diet tag: milk in a "vegan" product), every required diet tag in its tag closure,
+   allergens declared (unless the person avoids nothing or the vendor accepts unknown allergen information),
+   the category asked for. A price cap is checked per product.
 2. The plan's lookup table gives each feature level its points (scoring.py): a product's score is a sum of
    9 lookups, and a node's bound is the sum, per feature, of the best points over the node's level range.
 3. Leaves with no eligible product are dropped (their masks, category and lowest price say so); the others
@@ -63,7 +64,7 @@ class _Search:
     def __init__(self, snapshot: FeatureSnapshot, plan: ScoringPlan, k: int, filters: Filters,
                  allow_unknown_allergens: bool) -> None:
         self.snapshot, self.k = snapshot, k
-        self.avoid, self.require = np.uint64(plan.avoid_mask), np.uint64(plan.require_mask)
+        self.avoid, self.require = np.uint64(plan.exclude_mask), np.uint64(plan.require_mask)
         self.need_known = bool(plan.avoid_mask) and not allow_unknown_allergens
         self.category = None if filters.category is None else snapshot.category_code(filters.category)
         if filters.category is not None and self.category is None:

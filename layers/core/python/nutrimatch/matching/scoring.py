@@ -35,14 +35,15 @@ from nutrimatch.health.limits import (
     NutrientBudget,
 )
 from nutrimatch.matching.features import FEATURE_INDEX, FEATURES, LEVELS, REPRESENTATIVES, level_of
-from nutrimatch.vocabulary import ALLERGENS, DIET_TAGS
+from nutrimatch.vocabulary import ALLERGENS, DIET_TAGS, allergens_contradicting
 
-SCORING_VERSION = 1
+SCORING_VERSION = 2
 """Part of every cache key and snapshot name: bump it whenever levels, features or points change."""
 
 Kind = Literal["cap", "floor"]
 
-# FDA nutrient content claims (21 CFR 101.54-101.62), per serving: (upper bound, claim) from the strictest.
+# FDA nutrient content claims (21 CFR 101.54-101.62), per serving, from the strictest: (bound, claim). A "free"
+# claim needs less than its bound, a "low" one at most its bound.
 _CAP_CLAIMS: dict[str, tuple[tuple[float, str], ...]] = {
     "sodium_mg": ((5.0, "Sodium free"), (35.0, "Very low sodium"), (140.0, "Low sodium")),
     "added_sugar_g": ((0.5, "No added sugar"),),
@@ -50,6 +51,7 @@ _CAP_CLAIMS: dict[str, tuple[tuple[float, str], ...]] = {
     "saturated_fat_g": ((0.5, "Saturated fat free"), (1.0, "Low saturated fat")),
     "calories": ((5.0, "Calorie free"), (40.0, "Low calorie")),
 }
+_STRICT_CLAIMS = frozenset({"Sodium free", "No added sugar", "Sugar free", "Saturated fat free", "Calorie free"})
 # "High in" ≥ 20 % and "good source" ≥ 10 % of the FDA daily value (fiber 28 g, protein 50 g).
 _FLOOR_CLAIMS: dict[str, tuple[tuple[float, str], ...]] = {
     "fiber_g": ((5.6, "High fiber"), (2.8, "Good source of fiber")),
@@ -92,8 +94,11 @@ class Component:
         budget = f"the {_num(self.target)} {unit} meal budget{self._about()}"
         share = f"{100 * amount / self.target:.0f}%" if self.target > 0 else "all"
         for bound, claim in _CAP_CLAIMS.get(self.feature, ()):
-            if amount <= bound:
-                return f"{claim}: {_num(amount)} {unit} per serving ≤ {_num(bound)} {unit} ({share} of {budget})"
+            strict = claim in _STRICT_CLAIMS
+            if amount < bound or (amount == bound and not strict):
+                relation = "<" if strict else "≤"
+                return (f"{claim}: {_num(amount)} {unit} per serving {relation} {_num(bound)} {unit} "
+                        f"({share} of {budget})")
         verdict = "within" if amount <= self.target else "over"
         return f"{feature.label} {verdict} {budget}: {_num(amount)} {unit} per serving ({share})"
 
@@ -119,11 +124,26 @@ def _weighted(conditions: frozenset[str], relevant: frozenset[str], weight: int)
 class ScoringPlan:
     components: tuple[Component, ...]
     avoid_allergens: frozenset[str]
+    """The person's own (with what always contains them): products whose allergens are unknown are excluded too."""
     required_diet_tags: frozenset[str]
+
+    @cached_property
+    def contradicting_allergens(self) -> frozenset[str]:
+        """Declared allergens that belie a required diet tag (vocabulary.DIET_TAG_CONTRADICTIONS)."""
+        return allergens_contradicting(self.required_diet_tags)
+
+    @cached_property
+    def excluded_allergens(self) -> frozenset[str]:
+        """No product declaring one of these is eligible."""
+        return self.avoid_allergens | self.contradicting_allergens
 
     @property
     def avoid_mask(self) -> int:
         return ALLERGENS.bitmask(self.avoid_allergens)
+
+    @property
+    def exclude_mask(self) -> int:
+        return ALLERGENS.bitmask(self.excluded_allergens)
 
     @property
     def require_mask(self) -> int:
