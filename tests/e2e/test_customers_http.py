@@ -60,3 +60,23 @@ def test_listing_pages_with_an_opaque_cursor(gateway, two_vendors, aws_resources
     assert too_many.status_code == 422 and "limit" in too_many.json()["error"]["message"]
     garbage = requests.get(base, params={"cursor": "!!"}, headers=headers, timeout=30)
     assert garbage.status_code == 422
+
+
+def test_a_nul_character_anywhere_in_a_request_is_a_422_naming_where(gateway, two_vendors, aws_resources, redis_client):
+    vendor, _ = two_vendors
+    admin = auth_header(Role.VENDOR_ADMIN, vendor.id)
+    refused = {
+        "body": requests.post(f"{gateway}/api/v1/customers", json={"external_id": "nul\u0000id"}, headers=admin,
+                              timeout=30),
+        "entity_id": requests.get(f"{gateway}/api/v1/audit", params={"entity_id": "a\u0000b"}, headers=admin,
+                                  timeout=30),
+        "brand": requests.get(f"{gateway}/api/v1/search/products", params={"brand": "a\u0000b"}, headers=admin,
+                              timeout=30),
+    }
+    for place, answer in refused.items():
+        assert answer.status_code == 422, (place, answer.text)
+        (detail,) = answer.json()["error"]["details"]
+        assert (detail["field"] or detail["location"], detail["type"]) == (place, "nul_character")
+    escaped = requests.post(f"{gateway}/api/v1/customers", json={"external_id": "a\\u0000 as text"}, headers=admin,
+                            timeout=30)
+    assert escaped.status_code == 201, escaped.text

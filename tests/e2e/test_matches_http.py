@@ -89,6 +89,8 @@ def test_matching_over_http(gateway, database, two_vendors, redis_client, caplog
 
     too_many = requests.get(url, params={"k": 101}, headers=app, timeout=30)
     assert too_many.status_code == 422 and too_many.json()["error"]["details"][0]["field"] == "k"
+    too_dear = requests.get(url, params={"max_price": "1e1000000"}, headers=app, timeout=30)
+    assert too_dear.status_code == 422 and too_dear.json()["error"]["details"][0]["field"] == "max_price"
 
     no_profile = requests.get(f"{gateway}/api/v1/matches/{_customer_with_profile(gateway, vendor.id, None)}",
                               headers=app, timeout=30)
@@ -103,7 +105,7 @@ def test_matching_over_http(gateway, database, two_vendors, redis_client, caplog
     trail = requests.get(f"{gateway}/api/v1/audit", params={"entity_id": customer_id},
                          headers=auth_header(Role.VENDOR_ADMIN, vendor.id), timeout=30).json()["items"]
     matched = [row for row in trail if row["action"] == "health_profile.matched"]
-    assert len(matched) == 4  # two plain, the filtered one, the justified platform admin's; the 422 never ran
+    assert len(matched) == 4  # two plain, the filtered one, the justified platform admin's; the 422s never ran
     assert matched[0]["justification"] == "incident 42" and matched[0]["actor_role"] == "platform_admin"
 
     logged = caplog.text + "".join(capfd.readouterr())

@@ -169,6 +169,38 @@ def test_a_removed_tail_is_found_through_the_chain_head(two_vendors, aws_resourc
     assert "head" in result.reason
 
 
+class _AuditedMeanwhile:
+    """A verifier's connection during which other requests' audited accesses commit: before each statement."""
+
+    def __init__(self, conn: psycopg.Connection, vendor_id: UUID) -> None:
+        self.conn, self.vendor_id, self.appended = conn, vendor_id, 0
+
+    def _another_access(self) -> None:
+        worker = threading.Thread(target=_append, args=(self.vendor_id, 1))
+        worker.start()
+        worker.join()
+        self.appended += 1
+
+    def execute(self, *args, **kwargs):
+        self._another_access()
+        return self.conn.execute(*args, **kwargs)
+
+    def cursor(self, *args, **kwargs):
+        self._another_access()
+        return self.conn.cursor(*args, **kwargs)
+
+
+def test_accesses_audited_while_the_chain_is_verified_do_not_break_it(two_vendors, aws_resources, database):
+    vendor, _ = two_vendors
+    _append(vendor.id, 5)
+    with scoped_transaction(get_database().writer, vendor.id, read_only=True) as conn:  # as GET /audit/verify
+        meanwhile = _AuditedMeanwhile(conn, vendor.id)
+        result = verify(meanwhile, vendor.id)  # type: ignore[arg-type]
+    assert meanwhile.appended == 2
+    assert (result.ok, result.checked) == (True, 6)
+    assert _verify(vendor.id).checked == 7
+
+
 def test_the_head_rotates_over_64_rows_so_no_row_is_updated_by_every_append(two_vendors, aws_resources, database):
     vendor, other = two_vendors
     _append(vendor.id, 70)

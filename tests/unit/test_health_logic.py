@@ -156,6 +156,15 @@ def test_added_sugar_for_children(age: int, cap: float, reason: str) -> None:
 # --- limits: conditions, strictest wins ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("age", "cap"), [(1, 1200), (3, 1200), (4, 1500), (8, 1500), (9, 1800), (13, 1800), (14, 2300)]
+)
+def test_children_get_the_dietary_guidelines_sodium_limit_of_their_age(age: int, cap: float) -> None:
+    sodium = limits(profile(age=age, height_cm=150 if age > 8 else 100, weight_kg=40 if age > 8 else 16)).sodium_mg
+    assert sodium.day_max == cap
+    assert (sodium.reasons == ["default"]) == (age >= 14)
+
+
 @pytest.mark.parametrize("condition", ["hypertension", "heart_disease", "chronic_kidney_disease"])
 def test_sodium_1500_for_each_cardiorenal_condition(condition: Condition) -> None:
     sodium = limits(profile(conditions=[condition])).sodium_mg
@@ -243,6 +252,8 @@ def test_avoiding_gluten_means_avoiding_wheat() -> None:
     [
         ({"age": 400}, ("age",)),
         ({"age": 0}, ("age",)),
+        ({"age": True}, ("age",)),
+        ({"age": "forty"}, ("age",)),
         ({"height_cm": 3}, ("height_cm",)),
         ({"height_cm": 300}, ("height_cm",)),
         ({"height_cm": float("nan")}, ("height_cm",)),

@@ -7,6 +7,7 @@ Domain errors become HTTP answers in this one place, by exception class — neve
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,9 +99,31 @@ def rate_limit(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> 
     return response
 
 
+# A JSON string's escaped NUL (\u0000 not itself escaped as \\u0000).
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def refuse_nul(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """422 for a NUL character in a path or query parameter or a JSON body: PostgreSQL text cannot hold one, so
+    it would otherwise fail deep in a handler as a server error."""
+    event = app.current_event
+    parameters = [("path", name, value) for name, value in (event.path_parameters or {}).items()]
+    parameters += [("query", name, value) for name, values in
+                   (event.multi_value_query_string_parameters or {}).items() for value in values]
+    places = [(location, name) for location, name, value in parameters if "\x00" in value]
+    if not event.is_base64_encoded and event.body and _JSON_NUL.search(event.body):
+        places.append(("body", ""))
+    if not places:
+        return next_middleware(app)
+    details = [{"field": name, "location": location, "message": "must not contain NUL characters",
+                "type": "nul_character"} for location, name in places]
+    return error_response(422, "validation_error",
+                          f"invalid request: {', '.join(name or location for location, name in places)}", details)
+
+
 def create_app() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
-    app.use(middlewares=[rate_limit])
+    app.use(middlewares=[refuse_nul, rate_limit])
 
     @app.exception_handler(errors.DomainError)
     def domain_error(error: errors.DomainError) -> Response[Any]:

@@ -33,7 +33,7 @@ _APPEND = "SELECT audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %
 _CHAIN = """
 SELECT vendor_id, seq, "timestamp", actor_user_id, actor_role, action, entity, entity_id, request_id, ip, ua,
        justification, before, after, data_key_version, prev_hash, row_hash
-  FROM audit_log WHERE vendor_id = %s ORDER BY seq
+  FROM audit_log WHERE vendor_id = %s AND seq <= %s ORDER BY seq
 """
 _HEAD = "SELECT seq, row_hash FROM audit_chain_heads WHERE vendor_id = %s ORDER BY seq DESC LIMIT 1"
 _CHANGES = """
@@ -130,11 +130,15 @@ def read_changes(conn: Connection, vendor_id: UUID, seq: int) -> AuditChanges | 
 
 
 def verify(conn: Connection, vendor_id: UUID) -> VerifyResult:
-    """Walk the vendor's chain from the first row: gaps, broken links, altered rows, a missing tail."""
+    """Walk the vendor's chain from the first row up to its head: gaps, broken links, altered rows, a missing
+    tail. The head is read first: rows audited while the walk runs lie beyond it and are left for the next
+    verification (read after them, they would look like a tail the head does not know)."""
+    head = conn.execute(_HEAD, (vendor_id,)).fetchone()
+    head_seq, head_hash = (head["seq"], bytes(head["row_hash"])) if head else (0, GENESIS_HASH)
     expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
     with conn.cursor(name="audit_verify") as cursor:
         cursor.itersize = _VERIFY_BATCH_ROWS
-        cursor.execute(_CHAIN, (vendor_id,))
+        cursor.execute(_CHAIN, (vendor_id, head_seq))
         for row in cursor:
             seq = row["seq"]
             if seq != expected_seq:
@@ -144,8 +148,6 @@ def verify(conn: Connection, vendor_id: UUID) -> VerifyResult:
             if row_hash(expected_prev, row) != bytes(row["row_hash"]):
                 return VerifyResult(False, checked, seq, "the row's content does not match its hash")
             expected_prev, expected_seq, checked = bytes(row["row_hash"]), seq + 1, checked + 1
-    head = conn.execute(_HEAD, (vendor_id,)).fetchone()
-    head_seq, head_hash = (head["seq"], bytes(head["row_hash"])) if head else (0, GENESIS_HASH)
     if head_seq != checked or head_hash != expected_prev:
         return VerifyResult(False, checked, expected_seq,
                             f"the chain head is at row {head_seq} but the rows end at {checked}")

@@ -147,8 +147,17 @@ def _spoken(condition: Condition) -> str:
     return condition.replace("_", " ")
 
 
-def _sodium(conditions: frozenset[Condition]) -> NutrientBudget:
+# Dietary Guidelines 2020-2025 (Appendix 1, Chronic Disease Risk Reduction intakes): sodium below age 14.
+_CHILD_SODIUM_MG = ((4, 1200, "1-3"), (9, 1500, "4-8"), (14, 1800, "9-13"))
+
+
+def _sodium(conditions: frozenset[Condition], age_years: int) -> NutrientBudget:
     caps = [_Rule(2300, "default", "Dietary Guidelines 2020-2025 / AHA: sodium ≤ 2,300 mg/day")]
+    child = next(((cap, ages) for below, cap, ages in _CHILD_SODIUM_MG if age_years < below), None)
+    if child is not None:
+        cap, ages = child
+        caps.append(_Rule(cap, f"ages {ages}",
+                          f"Dietary Guidelines 2020-2025: sodium ≤ {cap:,} mg/day for ages {ages}"))
     caps += [
         _Rule(1500, condition, f"AHA: sodium ≤ 1,500 mg/day (ideal limit) for {_spoken(condition)}")
         for condition in sorted(conditions & SODIUM_RESTRICTED_CONDITIONS)
@@ -314,7 +323,7 @@ def derive_limits(profile: HealthProfile, *, today: date) -> DerivedLimits:
             reasons=energy.reasons,
             sources=energy.sources,
         ),
-        sodium_mg=_sodium(profile.conditions),
+        sodium_mg=_sodium(profile.conditions, age_years),
         added_sugar_g=_added_sugar(profile, age_years, energy_kcal),
         total_sugar_g=_total_sugar(energy_kcal),
         carbs_g=_carbohydrate(profile.conditions, energy_kcal),

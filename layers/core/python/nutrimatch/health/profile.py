@@ -100,7 +100,8 @@ class HealthProfile(BaseModel):
 
     height_cm: float = Field(ge=50, le=272, allow_inf_nan=False)
     weight_kg: float = Field(ge=2, le=650, allow_inf_nan=False)
-    age: int | None = Field(default=None, ge=MIN_AGE_YEARS, le=MAX_AGE_YEARS, description="Years.")
+    # strict: `true` would otherwise be read as an age of 1, and give a toddler's limits
+    age: int | None = Field(default=None, ge=MIN_AGE_YEARS, le=MAX_AGE_YEARS, strict=True, description="Years.")
     birth_date: date | None = Field(default=None, description="Alternative to age; must lie in the past.")
     sex: Sex = Field(default="unspecified", description="Sex for the energy equation.")
     activity_level: ActivityLevel = Field(

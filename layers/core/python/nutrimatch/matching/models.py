@@ -9,12 +9,15 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 MAX_K = 100
+MAX_PRICE = Decimal("9999999999.99")
+"""The highest price a product can have (numeric(12,2))."""
 
 
 class MatchQuery(BaseModel):
     k: int = Field(default=20, ge=1, le=MAX_K, description="How many products (at most 100).")
     category: str | None = Field(default=None, min_length=1, max_length=200, description="Only this category.")
-    max_price: Decimal | None = Field(default=None, ge=0, description="Only products priced at most this.")
+    max_price: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE,
+                                      description="Only products priced at most this.")
 
 
 class MatchedProduct(BaseModel):
@@ -45,7 +48,9 @@ class MatchResponse(BaseModel):
     matches: list[Match]
     generated_at: datetime
     health_constraints_applied: list[str] = Field(description="The conditions the score combines.")
-    allergen_exclusions: list[str] = Field(description="Allergens excluded, including those conditions imply.")
+    allergen_exclusions: list[str] = Field(
+        description="Allergens excluded, including those conditions imply. (A required diet tag also excludes "
+                    "products declaring an allergen that belies it: milk for vegan.)")
     required_diet_tags: list[str]
     catalog_version: int
     profile_version: int
