@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from nutrimatch import aws
+from nutrimatch.audit import verify
 from nutrimatch.db import get_database, scoped_transaction
 from nutrimatch.ingest.executions import LocalStarter
 from nutrimatch.ingest.finalize import errors_key
@@ -256,3 +257,12 @@ def test_customers_load_into_their_partitions(two_vendors, aws_resources):
         rows = conn.execute("SELECT external_id, email, locale FROM customers").fetchall()
     assert rows == [{"external_id": "C-1", "email": "ana@example.com", "locale": "es-US"}]
     assert json.dumps(errors_of(vendor.id, job["id"])[0]["reason"]) == '"not an email address"'
+    unchanged = ingest(vendor.id, b"Member ID,Full Name,E-mail,Language\nC-1,Ana Ruiz,ANA@example.com,es-US\n",
+                       kind="customers")
+    assert unchanged["status"] == "completed" and unchanged["counts"]["unchanged"] == 1
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        audited = conn.execute("SELECT actor_user_id, actor_role, action, entity, entity_id FROM audit_log "
+                               "WHERE vendor_id = %s ORDER BY seq", (vendor.id,)).fetchall()
+        assert verify(conn, vendor.id).ok
+    assert audited == [{"actor_user_id": job["created_by"], "actor_role": "ingestion", "action": "customers.imported",
+                        "entity": "ingestion_job", "entity_id": str(job["id"])}]  # the unchanged file: none

@@ -5,7 +5,9 @@ Deleting is soft and erasing: the row stays (marked deleted, reads answer 404) b
 cleared and its health profile's ciphertext is destroyed; the audit trail keeps the sealed history. Creating
 a deleted customer's external id again starts a new life for the row.
 
-Changes to customers (PII) are audited with sealed before/after; reads of them are not (no PHI).
+Changes to customers (PII) are audited with sealed before/after; reads of them are not (no PHI). A customers
+file's changes are audited per chunk of the file, naming its ingestion job (nutrimatch.ingest.merge); a file
+row with a deleted customer's external id starts a new life for it too.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from uuid import UUID
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from nutrimatch.audit import RequestInfo, record
 from nutrimatch.db import Connection, Database, scoped_transaction
 from nutrimatch.ingest import bulk, jobs
 from nutrimatch.ingest.fields import IngestKind
@@ -37,6 +38,8 @@ from nutrimatch.settings import Settings
 from nutrimatch.vocabulary import normalize_allergens, normalize_diet_tags
 
 NORMALIZERS = {"allergens": normalize_allergens, "dietary_tags": normalize_diet_tags}
+IMPORT_ROLE = "ingestion"
+"""The audit trail's role for changes a file made (the uploader is the actor; the file's rows are the request)."""
 BULK_LOAD, UPSERT = "bulk_load", "upsert"
 # The duplicate and changed-row hash tables hold the whole file's external ids: 2M of them fit in this.
 WHOLE_FILE_WORK_MEM = "256MB"
@@ -254,8 +257,20 @@ def merge_chunk(database: Database, job_id: UUID, vendor_id: UUID, chunk_no: int
             # outlive this (sql/migrations/0016_catalog_revision.sql). Last, so the vendor's row is locked only
             # until the commit that follows, and parallel chunks do not wait on each other's merges.
             conn.execute(_REVISED, (vendor_id,))
+        if reading.kind is IngestKind.CUSTOMERS and (counts["inserted"] or counts["updated"]):
+            _audit_customers_import(conn, job, chunk_no)
     return {"chunk_no": chunk_no, "inserted": counts["inserted"], "updated": counts["updated"],
             "unchanged": unchanged, "rejected": rejected}
+
+
+def _audit_customers_import(conn: Connection, job: dict[str, Any], chunk_no: int) -> None:
+    """Customers are PII and their changes are audited (nutrimatch.customers.records): a file's changes as one
+    row per chunk that changed any, in the chunk's transaction, by whoever uploaded the file. The job holds the
+    counts and leads to the file, so the row seals nothing (and the step needs no data key)."""
+    record(conn, vendor_id=job["vendor_id"], actor_user_id=job["created_by"], actor_role=IMPORT_ROLE,
+           action="customers.imported", entity="ingestion_job", entity_id=str(job["id"]),
+           request=RequestInfo(request_id=f"{job['id']}/chunk-{chunk_no}", ip=None, user_agent=None,
+                               justification=None))
 
 
 def _unchanged_rows(conn: Connection, job_id: UUID, chunk_no: int) -> int:
