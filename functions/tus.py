@@ -23,7 +23,7 @@ COLLECTION = "/api/v1/uploads/tus"
 @app.exception_handler(DomainError)
 def protocol_error(error: DomainError) -> Response[Any]:
     status = tus.HTTP_STATUS.get(type(error)) or status_for(error)
-    return error_response(status, error.code, error.message, error.details or None)
+    return error_response(status, error.code, error.message, error.details or None, tus.error_headers(error))
 
 
 def _headers() -> dict[str, str]:

@@ -37,7 +37,7 @@ def create(gateway, vendor, length, metadata=METADATA, body=None, **extra):
                                      "Upload-Metadata": ",".join(f"{k} {b64(v)}" for k, v in metadata.items()),
                                      **extra})
     if body is not None:
-        headers["Content-Type"] = "application/offset+octet-stream"
+        headers.setdefault("Content-Type", "application/offset+octet-stream")
     return requests.post(f"{gateway}/api/v1/uploads/tus", headers=headers, data=body, timeout=30)
 
 
@@ -245,3 +245,49 @@ def test_options_advertises_the_server_and_tus_resumable_is_on_every_other_respo
     assert [r.status_code for r in responses] == [201, 400, 200, 422, 204, 409, 412, 204]
     assert all(r.headers.get("Tus-Resumable") == "1.0.0" for r in responses)
 
+
+
+def test_an_unsupported_version_is_412_naming_the_supported_one(gateway, two_vendors, aws_resources, redis_client):
+    vendor, _ = two_vendors
+    url = f"{gateway}{create(gateway, vendor, 200).headers['Location']}"
+    old = {"Tus-Resumable": "0.2.2"}
+    responses = [create(gateway, vendor, 100, **old),
+                 requests.head(url, headers=tus_headers(vendor, **old), timeout=30),
+                 patch(url, vendor, 0, CSV[:10], **old)]
+    assert [(r.status_code, r.headers.get("Tus-Version")) for r in responses] == [(412, "1.0.0")] * 3
+
+
+def test_a_refused_first_chunk_leaves_no_job_and_no_upload_behind(gateway, two_vendors, aws_resources,
+                                                                   redis_client):
+    vendor, _ = two_vendors
+    other = base64.b64encode(hashlib.sha1(b"something else").digest()).decode()
+    refused = [
+        create(gateway, vendor, len(CSV), body=CSV, **{"Upload-Checksum": f"sha1 {other}"}),
+        create(gateway, vendor, len(CSV), body=CSV, **{"Upload-Checksum": "sha1 AAAA"}),
+        create(gateway, vendor, len(CSV), body=CSV, **{"Content-Type": "text/csv"}),
+        create(gateway, vendor, len(CSV) - 1, body=CSV),
+    ]
+    assert [r.status_code for r in refused] == [460, 400, 415, 413]
+    assert not [r for r in refused if "Location" in r.headers]
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        assert conn.execute("SELECT count(*) FROM ingestion_jobs").fetchone()["count"] == 0
+    assert not aws.client("s3", aws_resources).list_multipart_uploads(Bucket=aws_resources.upload_bucket
+                                                                      ).get("Uploads")
+
+
+def test_cancelling_the_job_through_the_jobs_api_ends_its_tus_upload(gateway, two_vendors, aws_resources,
+                                                                      redis_client):
+    vendor, _ = two_vendors
+    created = create(gateway, vendor, 2 * len(CSV), body=CSV)
+    url = f"{gateway}{created.headers['Location']}"
+    s3 = aws.client("s3", aws_resources)
+    assert s3.list_objects_v2(Bucket=aws_resources.upload_bucket, Prefix="tus-scratch/")["KeyCount"] == 1
+
+    cancelled = requests.post(f"{gateway}/api/v1/ingest/jobs/{created.headers['Ingestion-Job-Id']}/cancel",
+                              headers=auth_header(Role.VENDOR_ADMIN, vendor.id), timeout=30)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert patch(url, vendor, len(CSV), CSV).status_code == 404
+    assert requests.head(url, headers=tus_headers(vendor), timeout=30).status_code == 404
+    assert not s3.list_multipart_uploads(Bucket=aws_resources.upload_bucket).get("Uploads")
+    assert s3.list_objects_v2(Bucket=aws_resources.upload_bucket).get("KeyCount", 0) == 0

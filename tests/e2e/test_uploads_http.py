@@ -1,6 +1,8 @@
 """Presigned multipart uploads over HTTP: the gateway and handlers for the API, moto for the part PUTs."""
 
 import hashlib
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from typer.testing import CliRunner
 from nutrimatch import aws, cli
 from nutrimatch.db import get_database, scoped_transaction
 from nutrimatch.routes import Role
+from nutrimatch.uploads import client, tus
 from nutrimatch.uploads.client import Api, StateFile, upload_file
 from tests.conftest import auth_header
 
@@ -217,6 +220,40 @@ def test_a_rerun_after_the_upload_completed_sends_nothing(gateway, two_vendors, 
     progress = Interrupt(0)
     again = upload_file(api, path, kind="products", mode="upsert", state_dir=tmp_path, progress=progress)
     assert (again.job_id, again.resumed, progress.sent) == (first.job_id, True, 0)
+
+
+def test_a_rerun_waits_for_a_tus_upload_still_being_written_instead_of_starting_over(
+        gateway, two_vendors, aws_resources, redis_client, tmp_path, monkeypatch):
+    vendor, _ = two_vendors
+    path = tmp_path / "catalog.csv"
+    content = write_csv(path, 9 * MIB)
+    api = Api(gateway, admin(vendor)["Authorization"].removeprefix("Bearer "))
+    options = {"kind": "products", "mode": "upsert", "use_tus": True, "state_dir": tmp_path}
+    with pytest.raises(KeyboardInterrupt):
+        upload_file(api, path, progress=Interrupt(5 * MIB), **options)
+    saved = StateFile(tmp_path, path).load("tus")
+
+    # The server is still writing the interrupted run's last PATCH: HEAD answers 423 until it is done.
+    monkeypatch.setattr(tus, "HEAD_LOCK_WAIT", "300ms")
+    monkeypatch.setattr(client, "RESUME_PAUSE_SECONDS", 0.2)
+    locked = threading.Event()
+
+    def last_patch_still_writing():
+        with scoped_transaction(get_database().writer, vendor.id) as conn:
+            conn.execute("SELECT 1 FROM tus_uploads WHERE id = %s FOR UPDATE", (saved["url"].rsplit("/", 1)[1],))
+            locked.set()
+            time.sleep(1.5)
+
+    holder = threading.Thread(target=last_patch_still_writing)
+    holder.start()
+    locked.wait(5)
+    result = upload_file(api, path, **options)
+    holder.join()
+    assert (result.job_id, result.resumed) == (saved["job_id"], True)
+    key = f"incoming/{vendor.id}/{result.job_id}/catalog.csv"
+    assert hashlib.sha256(stored_object(aws_resources, key)).hexdigest() == hashlib.sha256(content).hexdigest()
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        assert conn.execute("SELECT count(*) FROM ingestion_jobs").fetchone()["count"] == 1
 
 
 def test_the_upload_command(gateway, two_vendors, aws_resources, redis_client, tmp_path):

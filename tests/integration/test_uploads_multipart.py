@@ -8,8 +8,11 @@ import pytest
 import requests
 
 from nutrimatch import aws
-from nutrimatch.errors import Gone, NotFound
-from nutrimatch.uploads import UploadContext, multipart, tus
+from nutrimatch.db import scoped_transaction
+from nutrimatch.errors import Conflict, Gone, NotFound
+from nutrimatch.ingest import service
+from nutrimatch.uploads import UploadContext, jobs, multipart, tus
+from nutrimatch.uploads.jobs import JobStatus
 from nutrimatch.uploads.multipart import CompletedPart, CompleteUpload, NewCsvUpload
 
 CSV = b"external_id,name\n" + b"".join(f"sku-{i},Oats {i}\n".encode() for i in range(1000))
@@ -17,6 +20,12 @@ CSV = b"external_id,name\n" + b"".join(f"sku-{i},Oats {i}\n".encode() for i in r
 
 def start(ctx, vendor, size=len(CSV)):
     return multipart.start(ctx, vendor.id, NewCsvUpload(kind="products", file_name="c.csv", size_bytes=size), "t")
+
+
+def put_head_part(plan):
+    response = requests.put(plan.urls[0].url, data=CSV, headers={"Content-Type": "application/octet-stream"},
+                            timeout=30)
+    return CompleteUpload(parts=[CompletedPart(part_number=1, etag=response.headers["ETag"])])
 
 
 def test_an_upload_s3_has_dropped_is_gone(two_vendors, aws_resources):
@@ -44,10 +53,7 @@ def test_the_head_part_waits_outside_incoming_so_only_the_finished_object_starts
     vendor, _ = two_vendors
     ctx = UploadContext.current()
     plan = start(ctx, vendor)
-    etag = requests.put(plan.urls[0].url, data=CSV, headers={"Content-Type": "application/octet-stream"},
-                        timeout=30).headers["ETag"]
-    job = multipart.complete(ctx, vendor.id, plan.job.id,
-                             CompleteUpload(parts=[CompletedPart(part_number=1, etag=etag)]))
+    job = multipart.complete(ctx, vendor.id, plan.job.id, put_head_part(plan))
     assert job.status == "uploaded"
     assert ctx.store.read(job.s3_key) == CSV
     sqs = aws.client("sqs", aws_resources)
@@ -58,3 +64,42 @@ def test_the_head_part_waits_outside_incoming_so_only_the_finished_object_starts
             records = json.loads(message["Body"]).get("Records", [])
             keys.update(unquote_plus(record["s3"]["object"]["key"]) for record in records)
     assert keys == {job.s3_key}
+
+
+def test_complete_retried_after_its_record_was_lost_answers_the_job_uploaded(two_vendors, aws_resources,
+                                                                              monkeypatch):
+    vendor, _ = two_vendors
+    ctx = UploadContext.current()
+    plan = start(ctx, vendor)
+    request = put_head_part(plan)
+    real_set_status = jobs.set_status
+
+    def failing(conn, vendor_id, job_id, status, error=None):
+        if status is JobStatus.UPLOADED:
+            raise RuntimeError("the database connection dropped")
+        return real_set_status(conn, vendor_id, job_id, status, error)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(jobs, "set_status", failing)
+        with pytest.raises(RuntimeError):
+            multipart.complete(ctx, vendor.id, plan.job.id, request)
+
+    with pytest.raises(Conflict) as resumed:  # what the CLI's rerun asks first: "already complete", not "gone"
+        multipart.status(ctx, vendor.id, plan.job.id)
+    assert resumed.value.details == {"status": "uploaded"}
+    job = multipart.complete(ctx, vendor.id, plan.job.id, request)
+    assert job.status == "uploaded"
+    assert ctx.store.read(job.s3_key) == CSV
+
+
+def test_cancelling_the_job_through_the_jobs_api_aborts_its_upload(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    ctx = UploadContext.current()
+    plan = start(ctx, vendor)
+    request = put_head_part(plan)
+    with scoped_transaction(ctx.database.writer, vendor.id) as conn:
+        assert service.cancel_job(conn, ctx.store.s3, vendor.id, plan.job.id).status == "cancelled"
+    assert not ctx.store.s3.list_multipart_uploads(Bucket=ctx.store.bucket).get("Uploads")
+    assert ctx.store.s3.list_objects_v2(Bucket=ctx.store.bucket).get("KeyCount", 0) == 0
+    with pytest.raises(Conflict):
+        multipart.complete(ctx, vendor.id, plan.job.id, request)

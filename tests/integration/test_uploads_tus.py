@@ -11,8 +11,10 @@ import pytest
 
 from nutrimatch import aws
 from nutrimatch.db import get_database, scoped_transaction
-from nutrimatch.errors import Conflict, NotFound
-from nutrimatch.uploads import UploadContext, tus
+from nutrimatch.errors import Conflict, Gone, NotFound
+from nutrimatch.ingest import jobs as ingest_jobs
+from nutrimatch.uploads import UploadContext, jobs, tus
+from nutrimatch.uploads.jobs import JobStatus
 from nutrimatch.uploads.storage import tail_key
 
 MIB = 1024**2
@@ -37,6 +39,25 @@ def send(ctx, vendor, upload, offset, body):
 def job_of(ctx, vendor, upload):
     with scoped_transaction(ctx.database.writer, vendor.id) as conn:
         return conn.execute("SELECT * FROM ingestion_jobs WHERE id = %s", (upload.job_id,)).fetchone()
+
+
+def scratch_objects(ctx):
+    return ctx.store.s3.list_objects_v2(Bucket=ctx.store.bucket, Prefix="tus-scratch/").get("KeyCount", 0)
+
+
+def crash_after_s3_completes(ctx, vendor, upload, offset, body, monkeypatch):
+    """The final PATCH completes the object in S3, then fails before PostgreSQL records it."""
+    real_set_status = jobs.set_status
+
+    def failing(conn, vendor_id, job_id, status, error=None):
+        if status is JobStatus.UPLOADED:
+            raise RuntimeError("the database connection dropped")
+        return real_set_status(conn, vendor_id, job_id, status, error)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(jobs, "set_status", failing)
+        with pytest.raises(RuntimeError):
+            send(ctx, vendor, upload, offset, body)
 
 
 def test_head_waits_for_a_patch_in_flight_and_a_second_patch_is_refused(two_vendors, aws_resources):
@@ -150,3 +171,54 @@ def test_concurrent_patches_are_serialized(two_vendors, aws_resources):
     assert len(outcomes) == 4
     settled = tus.status(ctx, vendor.id, upload.id, {"tus-resumable": "1.0.0"})
     assert (settled.upload_offset, settled.tail_size) == (len(chunk), len(chunk))
+
+
+def test_a_patch_to_an_upload_whose_job_was_cancelled_is_gone(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    ctx = UploadContext.current()
+    content = csv_of(2000)
+    upload = send(ctx, vendor, new_upload(ctx, vendor, len(content)), 0, content[:1000])
+    with scoped_transaction(ctx.database.writer, vendor.id) as conn:
+        ingest_jobs.cancel(conn, vendor.id, upload.job_id)
+    with pytest.raises(Gone):
+        send(ctx, vendor, upload, 1000, content[1000:])
+    assert job_of(ctx, vendor, upload)["status"] == "cancelled"
+    assert ctx.store.s3.list_objects_v2(Bucket=ctx.store.bucket, Prefix="incoming/").get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize(("status_meanwhile", "status_after"), [("uploading", "uploaded"), ("queued", "queued")])
+def test_a_final_patch_retried_after_its_record_was_lost_finishes_the_upload(two_vendors, aws_resources, database,
+                                                                             monkeypatch, status_meanwhile,
+                                                                             status_after):
+    vendor, _ = two_vendors
+    ctx = UploadContext.current()
+    content = csv_of(3000)
+    upload = send(ctx, vendor, new_upload(ctx, vendor, len(content)), 0, content[:1000])
+    crash_after_s3_completes(ctx, vendor, upload, 1000, content[1000:], monkeypatch)
+    with database.admin() as conn:  # the object's event may start the pipeline before the client retries
+        conn.execute("UPDATE ingestion_jobs SET status = %s WHERE id = %s", (status_meanwhile, upload.job_id))
+
+    retried = send(ctx, vendor, upload, 1000, content[1000:])
+    assert (retried.finished, retried.upload_offset) == (True, len(content))
+    job = job_of(ctx, vendor, upload)
+    assert job["status"] == status_after
+    assert ctx.store.read(job["s3_key"]) == content
+    assert scratch_objects(ctx) == 0
+
+
+def test_expiry_leaves_the_status_of_a_job_the_pipeline_took_over(two_vendors, aws_resources, database,
+                                                                  monkeypatch):
+    vendor, _ = two_vendors
+    ctx = UploadContext.current()
+    content = csv_of(3000)
+    upload = send(ctx, vendor, new_upload(ctx, vendor, len(content)), 0, content[:1000])
+    crash_after_s3_completes(ctx, vendor, upload, 1000, content[1000:], monkeypatch)
+    with database.admin() as conn:
+        conn.execute("UPDATE ingestion_jobs SET status = 'completed' WHERE id = %s", (upload.job_id,))
+        conn.execute("UPDATE tus_uploads SET expires_at = now() - interval '1 second' WHERE id = %s", (upload.id,))
+
+    assert tus.expire(ctx) == 1
+    assert job_of(ctx, vendor, upload)["status"] == "completed"
+    with pytest.raises(NotFound):
+        tus.status(ctx, vendor.id, upload.id, {"tus-resumable": "1.0.0"})
+    assert scratch_objects(ctx) == 0

@@ -5,6 +5,7 @@ import base64
 import hashlib
 
 import pytest
+from tusclient.exceptions import TusCommunicationError
 
 from nutrimatch.errors import InvalidInput
 from nutrimatch.uploads import client, csvcheck, multipart, tus
@@ -79,6 +80,53 @@ def test_checksum_is_verified_per_algorithm():
             tus._check_checksum({"upload-checksum": f"{name} {digest}"}, body + b"x")
     with pytest.raises(tus.BadRequest):
         tus._check_checksum({"upload-checksum": "crc32 AAAA"}, body)
+
+
+@pytest.mark.parametrize("header", ["sha1", "sha1 ", "sha1 AAAA",
+                                    f"sha256 {base64.b64encode(hashlib.sha1(b'a').digest()).decode()}"])
+def test_a_checksum_header_without_a_digest_of_the_right_length_is_a_bad_request(header):
+    with pytest.raises(tus.BadRequest):
+        tus._check_checksum({"upload-checksum": header}, b"a")
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\uff11\uff12", "-1", "1.0", "0x10", ""])
+def test_integer_headers_take_ascii_digits_only(value):
+    with pytest.raises(tus.BadRequest):
+        tus._integer({"upload-offset": value}, "Upload-Offset")
+
+
+def test_unsupported_version_errors_name_the_supported_version():
+    assert tus.error_headers(tus.UnsupportedVersion("old")) == {"Tus-Version": "1.0.0"}
+    assert tus.error_headers(tus.BadRequest("bad")) == {}
+
+
+class UnreachableUpload:
+    """A tus client whose HEAD of the saved upload always fails with `status` (None: no connection)."""
+
+    def __init__(self, status):
+        self.status, self.asked = status, 0
+
+    def uploader(self, **_):
+        self.asked += 1
+        raise TusCommunicationError(None, self.status)
+
+
+@pytest.mark.parametrize(("status", "asked"), [
+    (423, client.RESUME_ATTEMPTS), (429, client.RESUME_ATTEMPTS), (503, client.RESUME_ATTEMPTS),
+    (None, client.RESUME_ATTEMPTS), (403, 1)])
+def test_the_cli_keeps_an_upload_it_cannot_reach_for_the_next_run(monkeypatch, tmp_path, status, asked):
+    monkeypatch.setattr(client, "RESUME_PAUSE_SECONDS", 0)
+    server = UnreachableUpload(status)
+    with pytest.raises(client.UploadError, match="rerun the command to resume it") as failed:
+        client._tus_uploader(server, tmp_path / "c.csv", "http://api/uploads/tus/1", 1024)
+    assert (server.asked, failed.value.status) == (asked, status)
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_the_cli_starts_over_only_when_the_upload_is_gone(tmp_path, status):
+    server = UnreachableUpload(status)
+    assert client._tus_uploader(server, tmp_path / "c.csv", "http://api/uploads/tus/1", 1024) is None
+    assert server.asked == 1
 
 
 def test_options_advertise_extensions_limits_and_checksums():

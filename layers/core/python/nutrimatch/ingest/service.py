@@ -15,6 +15,9 @@ from nutrimatch.ingest.fields import IngestKind, fields_of
 from nutrimatch.ingest.finalize import errors_key
 from nutrimatch.ingest.jobs import Job
 from nutrimatch.ingest.plan import remember_mapping
+from nutrimatch.settings import get_settings
+from nutrimatch.uploads.cancel import drop_open_upload
+from nutrimatch.uploads.storage import UploadStore
 
 ERRORS_LINK_SECONDS = 3600
 
@@ -64,6 +67,7 @@ def list_jobs(conn: Connection, s3: Any, vendor_id: UUID, *, status: str | None,
 
 
 def cancel_job(conn: Connection, s3: Any, vendor_id: UUID, job_id: UUID) -> Job:
+    drop_open_upload(conn, UploadStore.from_settings(get_settings()), vendor_id, job_id)
     return describe(conn, s3, jobs.cancel(conn, vendor_id, job_id))
 
 

@@ -28,6 +28,10 @@ from tusclient.uploader.uploader import Uploader
 from nutrimatch.auth.api_keys import looks_like_api_key
 
 PART_ATTEMPTS = 5
+RESUME_ATTEMPTS = 5
+RESUME_PAUSE_SECONDS = 1.0  # doubled after each attempt: 1 + 2 + 4 + 8 s in all
+UPLOAD_GONE = (404, 410)
+UPLOAD_BUSY = (423, 429)  # a PATCH still being written, a rate limit: worth asking again, as server errors are
 PART_HEADERS = {"Content-Type": "application/octet-stream"}  # what the presigned part URLs are signed for
 TUS_CHUNK_BYTES = 4 * 1024**2  # when the server does not advertise Tus-Max-Chunk-Size
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
@@ -349,9 +353,22 @@ def _upload_tus(api: Api, file: Path, kind: str, mode: str, state: StateFile,
 
 
 def _tus_uploader(client: TusClient, file: Path, url: str, chunk_size: int) -> Uploader | None:
-    """tuspy's uploader at the server's offset (it asks with HEAD); None when the upload is gone."""
-    try:
-        return client.uploader(file_path=str(file), url=url, chunk_size=chunk_size, upload_checksum=True,
-                               retries=PART_ATTEMPTS, retry_delay=2)
-    except TusCommunicationError:
-        return None
+    """tuspy's uploader at the server's offset (it asks with HEAD); None when the upload is gone (404, 410).
+
+    Any other failure leaves the upload where it is: 423 (the previous run's PATCH is still being written), 429 and
+    server or connection errors are asked again with growing pauses, and then, like any other refusal, end the
+    run with the upload kept for the next one."""
+    for attempt in range(RESUME_ATTEMPTS):
+        if attempt:
+            time.sleep(RESUME_PAUSE_SECONDS * 2 ** (attempt - 1))
+        try:
+            return client.uploader(file_path=str(file), url=url, chunk_size=chunk_size, upload_checksum=True,
+                                   retries=PART_ATTEMPTS, retry_delay=2)
+        except TusCommunicationError as error:
+            if error.status_code in UPLOAD_GONE:
+                return None
+            status, reason = error.status_code, str(error)
+            if status is not None and status < 500 and status not in UPLOAD_BUSY:
+                break
+    raise UploadError(f"the server could not say how far the upload at {url} got ({reason}); it is kept: rerun the "
+                      "command to resume it", status)

@@ -75,6 +75,8 @@ VALUES (%(id)s, %(vendor_id)s, %(kind)s, %(mode)s, %(file_name)s, %(content_type
 RETURNING {_COLUMNS}"""
 
 LOCK_JOB = f"SELECT {_COLUMNS} FROM ingestion_jobs WHERE vendor_id = %s AND id = %s AND upload_method = %s FOR UPDATE"
+LOCK_OPEN_JOB = f"""SELECT {_COLUMNS} FROM ingestion_jobs
+                     WHERE vendor_id = %s AND id = %s AND upload_method = %s AND status = ANY(%s) FOR UPDATE"""
 
 SET_STATUS = f"""
 UPDATE ingestion_jobs
@@ -97,6 +99,12 @@ def lock(conn: Connection, vendor_id: UUID, job_id: UUID, method: UploadMethod) 
     if row is None:
         raise NotFound("ingestion job not found")
     return IngestionJob(**row)
+
+
+def lock_open(conn: Connection, vendor_id: UUID, job_id: UUID, method: UploadMethod) -> IngestionJob | None:
+    """The job, locked for this transaction, if it was uploaded `method`'s way and its upload is still open."""
+    row = conn.execute(LOCK_OPEN_JOB, (vendor_id, job_id, method.value, [s.value for s in UPLOAD_OPEN])).fetchone()
+    return IngestionJob(**row) if row is not None else None
 
 
 def require_open(job: IngestionJob) -> None:

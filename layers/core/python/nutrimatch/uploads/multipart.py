@@ -22,8 +22,8 @@ from uuid import UUID
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
-from nutrimatch.db import scoped_transaction
-from nutrimatch.errors import DomainError, Gone, InvalidInput, PayloadTooLarge
+from nutrimatch.db import Connection, scoped_transaction
+from nutrimatch.errors import Conflict, DomainError, Gone, InvalidInput, PayloadTooLarge
 from nutrimatch.ingest.fields import IngestKind
 from nutrimatch.uploads import UploadContext, csvcheck, jobs
 from nutrimatch.uploads.jobs import IngestionJob, JobMode, JobStatus, UploadMethod
@@ -54,6 +54,12 @@ def part_count(size_bytes: int, part_size: int) -> int:
 
 def expected_part_size(size_bytes: int, part_size: int, part_number: int) -> int:
     return min(part_size, size_bytes - (part_number - 1) * part_size)
+
+
+class CompletedEarlier(Conflict):
+    """S3 completed the upload (its object is at the job's key) but recording that failed."""
+
+    code = "upload_complete"
 
 
 class NewCsvUpload(BaseModel):
@@ -108,7 +114,7 @@ def start(ctx: UploadContext, vendor_id: UUID, new: NewCsvUpload, created_by: st
     job_id = uuid.uuid4()
     key = object_key(vendor_id, job_id, file_name)
     part_size = part_size_for(new.size_bytes)
-    upload_id = ctx.store.create_multipart(key, content_type, {"job-id": str(job_id)})
+    upload_id = ctx.store.create_multipart(key, content_type, job_id)
     with scoped_transaction(ctx.database.writer, vendor_id) as conn:
         job = jobs.insert(conn, {
             "id": job_id, "vendor_id": vendor_id, "kind": new.kind.value, "mode": new.mode.value,
@@ -137,9 +143,14 @@ def complete(ctx: UploadContext, vendor_id: UUID, job_id: UUID, request: Complet
     with scoped_transaction(ctx.database.writer, vendor_id) as conn:
         job = jobs.lock(conn, vendor_id, job_id, UploadMethod.MULTIPART)
         jobs.require_open(job)
-        stored = _stored_parts(ctx, vendor_id, job)
-        _check_parts(job, request.parts, stored)
         head_key = head_part_key(vendor_id, job_id)
+        try:
+            stored = _stored_parts(ctx, vendor_id, job)
+        except CompletedEarlier:
+            # A retry: S3 completed the upload but recording it failed. Answer as the first call would have.
+            ctx.store.delete(head_key)
+            return jobs.set_status(conn, vendor_id, job_id, JobStatus.UPLOADED)
+        _check_parts(job, request.parts, stored)
         try:
             csvcheck.check_head(ctx.store.read(head_key, csvcheck.HEAD_BYTES))
         except InvalidInput as error:
@@ -169,6 +180,14 @@ def abort(ctx: UploadContext, vendor_id: UUID, job_id: UUID) -> IngestionJob:
                                {"code": "cancelled", "message": "the upload was cancelled"})
 
 
+def discard_open_upload(conn: Connection, store: UploadStore, vendor_id: UUID, job_id: UUID) -> None:
+    """For the jobs API's cancel: abort the job's multipart upload while the job still awaits its parts, so no
+    later complete can finish it. The caller cancels the job."""
+    job = jobs.lock_open(conn, vendor_id, job_id, UploadMethod.MULTIPART)
+    if job is not None:
+        _discard(store, job, head_part_key(vendor_id, job_id))
+
+
 def _discard(store: UploadStore, job: IngestionJob, head_key: str) -> None:
     assert job.multipart_upload_id is not None
     store.abort(job.s3_key, job.multipart_upload_id)
@@ -180,9 +199,12 @@ def _stored_parts(ctx: UploadContext, vendor_id: UUID, job: IngestionJob) -> dic
     try:
         stored = {part.part_number: part for part in ctx.store.list_parts(job.s3_key, job.multipart_upload_id)}
     except ClientError as error:
-        if error_code(error) == "NoSuchUpload":
-            raise Gone("the upload no longer exists in S3 (aborted or expired): start a new one") from error
-        raise
+        if error_code(error) != "NoSuchUpload":
+            raise
+        if ctx.store.holds_upload(job.s3_key, job.id, job.size_bytes):
+            raise CompletedEarlier("the upload is complete and its file went to ingestion",
+                                   details={"status": JobStatus.UPLOADED.value}) from error
+        raise Gone("the upload no longer exists in S3 (aborted or expired): start a new one") from error
     # Part 1 waits as a scratch object until completion; whatever S3 holds as part 1 does not count.
     stored.pop(1, None)
     head = ctx.store.stat(head_part_key(vendor_id, job.id))

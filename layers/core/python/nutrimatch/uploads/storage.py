@@ -24,6 +24,7 @@ SCRATCH_PREFIX = "tus-scratch/"
 MIN_PART_BYTES = 5 * 1024**2
 MAX_PARTS = 10_000
 LIST_PARTS_PAGE = 1000
+JOB_ID_METADATA = "job-id"
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,9 @@ class UploadStore:
         return cls(aws.client("s3", settings), settings.upload_bucket, settings.presign_expiry_seconds)
 
     # --- multipart -------------------------------------------------------------------------------------------
-    def create_multipart(self, key: str, content_type: str, metadata: dict[str, str]) -> str:
+    def create_multipart(self, key: str, content_type: str, job_id: UUID) -> str:
         response = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type,
-                                                   Metadata=metadata)
+                                                   Metadata={JOB_ID_METADATA: str(job_id)})
         return str(response["UploadId"])
 
     def presign_part(self, key: str, upload_id: str, part_number: int) -> str:
@@ -125,13 +126,24 @@ class UploadStore:
 
     def stat(self, key: str) -> StoredPart | None:
         """Size and ETag of a single object (as part 1 of an upload), or None when it is not there."""
+        head = self._head(key)
+        return StoredPart(1, str(head["ETag"]), int(head["ContentLength"])) if head is not None else None
+
+    def holds_upload(self, key: str, job_id: UUID, size: int) -> bool:
+        """Whether `key` holds the job's finished object: how a completion that S3 carried out, but whose record
+        was lost, shows (its multipart upload is gone then)."""
+        head = self._head(key)
+        return (head is not None and head.get("Metadata", {}).get(JOB_ID_METADATA) == str(job_id)
+                and int(head["ContentLength"]) == size)
+
+    def _head(self, key: str) -> dict[str, Any] | None:
         try:
-            head = self.s3.head_object(Bucket=self.bucket, Key=key)
+            head: dict[str, Any] = self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
             if error_code(error) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return StoredPart(1, str(head["ETag"]), int(head["ContentLength"]))
+        return head
 
     def delete(self, key: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=key)

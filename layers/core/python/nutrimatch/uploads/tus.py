@@ -13,7 +13,13 @@ HEAD waits for the PATCH in flight, so it never reports an offset about to chang
 
 A chunk is at most MAX_CHUNK_BYTES (4 MiB, see there); OPTIONS advertises it as `Tus-Max-Chunk-Size`. Every
 PATCH pushes the expiry `tus_expiry_hours` further; an upload left unfinished past it answers 410 Gone until
-`expire` removes it, and 404 from then on.
+`expire` removes it, and 404 from then on. Cancelling the job through the jobs API forgets its upload too (404);
+a PATCH to an upload whose job is no longer awaiting its bytes answers 410 Gone (unless its object is complete,
+as below).
+
+A final PATCH can complete the object in S3 and then fail before PostgreSQL records it. Its retry finds the
+multipart upload gone; when the job's object is there (this job's id, the declared size), the retry records the
+upload finished instead of failing, so the client need not send the file again as a new job.
 """
 
 from __future__ import annotations
@@ -32,14 +38,15 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from botocore.exceptions import ClientError
 from psycopg.types.json import Jsonb
 
 from nutrimatch.db import Connection, scoped_transaction
 from nutrimatch.errors import Conflict, DomainError, Gone, InvalidInput, NotFound, PayloadTooLarge
 from nutrimatch.ingest.fields import IngestKind
 from nutrimatch.uploads import UploadContext, csvcheck, jobs
-from nutrimatch.uploads.jobs import JobMode, JobStatus, UploadMethod
-from nutrimatch.uploads.storage import MAX_PARTS, MIN_PART_BYTES, UploadStore, object_key, tail_key
+from nutrimatch.uploads.jobs import UPLOAD_OPEN, IngestionJob, JobMode, JobStatus, UploadMethod
+from nutrimatch.uploads.storage import MAX_PARTS, MIN_PART_BYTES, UploadStore, error_code, object_key, tail_key
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "termination", "checksum", "expiration")
@@ -146,6 +153,8 @@ EXPIRED_UPLOADS = "SELECT id, vendor_id FROM expired_tus_uploads(%s)"
 LOCK_EXPIRED = f"""SELECT {_UPLOAD_COLUMNS} FROM tus_uploads u
                     WHERE u.vendor_id = %s AND u.id = %s AND u.completed_at IS NULL AND u.expires_at < now()
                       FOR UPDATE SKIP LOCKED"""
+LOCK_UNFINISHED_OF_JOB = f"""SELECT {_UPLOAD_COLUMNS} FROM tus_uploads u
+                              WHERE u.vendor_id = %s AND u.job_id = %s AND u.completed_at IS NULL FOR UPDATE"""
 
 
 # --- headers ------------------------------------------------------------------------------------------------
@@ -156,6 +165,11 @@ def server_headers(max_size: int) -> dict[str, str]:
         "Tus-Max-Size": str(max_size), "Tus-Checksum-Algorithm": ",".join(CHECKSUMS),
         "Tus-Max-Chunk-Size": str(MAX_CHUNK_BYTES),
     }
+
+
+def error_headers(error: DomainError) -> dict[str, str]:
+    """What an error answer carries beside Tus-Resumable: a 412 names the versions the server speaks."""
+    return {"Tus-Version": TUS_VERSION} if isinstance(error, UnsupportedVersion) else {}
 
 
 def upload_headers(upload: TusUpload) -> dict[str, str]:
@@ -221,7 +235,7 @@ def _integer(headers: Mapping[str, str], name: str) -> int | None:
     value = _header(headers, name)
     if value is None:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # isdigit alone passes '²', which int() refuses
         raise BadRequest(f"{name} must be a non-negative integer")
     return int(value)
 
@@ -243,7 +257,10 @@ def _check_checksum(headers: Mapping[str, str], body: bytes) -> None:
         expected = base64.b64decode(digest.strip(), validate=True)
     except binascii.Error as error:
         raise BadRequest("Upload-Checksum must be `<algorithm> <base64 digest>`") from error
-    if CHECKSUMS[algorithm](body).digest() != expected:
+    actual = CHECKSUMS[algorithm](body).digest()
+    if len(expected) != len(actual):  # no chunk can match it: the header is wrong, not the data
+        raise BadRequest(f"Upload-Checksum must carry a {len(actual)}-byte {algorithm} digest in base64")
+    if actual != expected:
         raise ChecksumMismatch(f"the chunk's {algorithm} does not match Upload-Checksum; the chunk was discarded")
 
 
@@ -270,9 +287,11 @@ def create(ctx: UploadContext, vendor_id: UUID, created_by: str, headers: Mappin
     raw_metadata = _header(headers, "Upload-Metadata")
     metadata = parse_metadata(raw_metadata)
     options = upload_options(metadata)
+    if body:  # a refused first chunk must leave nothing behind: the client gets no Location to clean it up
+        _check_body(headers, body, 0, length)
     job_id, upload_id = uuid.uuid4(), uuid.uuid4()
     key = object_key(vendor_id, job_id, options.file_name)
-    multipart_id = ctx.store.create_multipart(key, options.content_type, {"job-id": str(job_id)})
+    multipart_id = ctx.store.create_multipart(key, options.content_type, job_id)
     with scoped_transaction(ctx.database.writer, vendor_id) as conn:
         jobs.insert(conn, {
             "id": job_id, "vendor_id": vendor_id, "kind": options.kind.value, "mode": options.mode.value,
@@ -301,32 +320,34 @@ def append(ctx: UploadContext, vendor_id: UUID, upload_id: UUID, headers: Mappin
            body: bytes) -> TusUpload:
     """PATCH: append the chunk at Upload-Offset."""
     refusal: InvalidInput | None = None
-    old_tail: str | None = None
     with scoped_transaction(ctx.database.writer, vendor_id) as conn:
         upload = _find(conn, vendor_id, upload_id, "FOR UPDATE NOWAIT")
         _check_version(headers)
         _check_alive(upload)
-        offset = _check_chunk(upload, headers, body)
-        _check_checksum(headers, body)
-        if not body:
-            return upload
+        offset = _check_offset(upload, headers)
+        _check_body(headers, body, offset, upload.upload_length)
         job = jobs.lock(conn, vendor_id, upload.job_id, UploadMethod.TUS)
-        buffer = _recent_tails.read(ctx.store, upload.tail_key) + body if upload.tail_key else body
-        try:
-            _check_head_once(upload, buffer)
-        except InvalidInput as error:
-            refusal = error
-            _discard(ctx.store, job.s3_key, job.multipart_upload_id, upload)
-            conn.execute(DELETE_UPLOAD, (vendor_id, upload_id))
-            jobs.set_status(conn, vendor_id, job.id, JobStatus.FAILED, {"code": "not_csv", "message": error.message})
+        old_tail = upload.tail_key
+        if job.status not in UPLOAD_OPEN:
+            # Cancelled through the jobs API, or taken over by the pipeline after a completion whose record was lost.
+            if not _record_earlier_completion(conn, ctx, vendor_id, upload, job):
+                raise Gone(f"the upload is over (job status: {job.status.value}); start a new one",
+                           details={"status": job.status.value})
+        elif not body:
+            return upload
         else:
-            old_tail = upload.tail_key
-            _write(ctx.store, job.s3_key, job.multipart_upload_id, upload, buffer, offset + len(body), vendor_id)
-            _save(conn, ctx, vendor_id, upload)
-            if upload.finished:
-                jobs.set_status(conn, vendor_id, job.id, JobStatus.UPLOADED)
-            elif job.status is JobStatus.AWAITING_UPLOAD:
-                jobs.set_status(conn, vendor_id, job.id, JobStatus.UPLOADING)
+            buffer = _recent_tails.read(ctx.store, upload.tail_key) + body if upload.tail_key else body
+            try:
+                _check_head_once(upload, buffer)
+            except InvalidInput as error:
+                refusal = error
+                old_tail = None
+                _forget(conn, ctx.store, vendor_id, upload, job)
+                jobs.set_status(conn, vendor_id, job.id, JobStatus.FAILED,
+                                {"code": "not_csv", "message": error.message})
+            else:
+                _append_buffer(conn, ctx, vendor_id, upload, job, buffer, offset + len(body))
+        if refusal is None:
             upload = _find(conn, vendor_id, upload_id, "")
     if refusal is not None:
         raise refusal
@@ -342,7 +363,7 @@ def terminate(ctx: UploadContext, vendor_id: UUID, upload_id: UUID, headers: Map
         _check_version(headers)
         if upload.finished:
             raise Conflict("the upload is complete and its file handed to ingestion; it cannot be terminated")
-        _forget(conn, ctx.store, vendor_id, upload, {"code": "cancelled", "message": "the upload was terminated"})
+        _cancel(conn, ctx.store, vendor_id, upload, {"code": "cancelled", "message": "the upload was terminated"})
 
 
 def expire(ctx: UploadContext, limit: int = 100) -> int:
@@ -355,10 +376,22 @@ def expire(ctx: UploadContext, limit: int = 100) -> int:
             found = conn.execute(LOCK_EXPIRED, (row["vendor_id"], row["id"])).fetchone()
             if found is None:
                 continue  # finished, extended or being written since it was listed
-            _forget(conn, ctx.store, row["vendor_id"], TusUpload(**found),
+            _cancel(conn, ctx.store, row["vendor_id"], TusUpload(**found),
                     {"code": "upload_expired", "message": "the tus upload expired before it was finished"})
             removed += 1
     return removed
+
+
+def forget_open_upload(conn: Connection, store: UploadStore, vendor_id: UUID, job_id: UUID) -> None:
+    """For the jobs API's cancel: forget the job's tus upload while the job still awaits its bytes, so no later
+    PATCH can revive it. The caller cancels the job. The upload is locked before the job, in the order a PATCH
+    takes them, so a PATCH in flight finishes first."""
+    row = conn.execute(LOCK_UNFINISHED_OF_JOB, (vendor_id, job_id)).fetchone()
+    if row is None:
+        return
+    job = jobs.lock_open(conn, vendor_id, job_id, UploadMethod.TUS)
+    if job is not None:
+        _forget(conn, store, vendor_id, TusUpload(**row), job)
 
 
 # --- internals -----------------------------------------------------------------------------------------------
@@ -378,22 +411,27 @@ def _check_alive(upload: TusUpload) -> None:
         raise Gone("the upload expired before it was finished; start a new one")
 
 
-def _check_chunk(upload: TusUpload, headers: Mapping[str, str], body: bytes) -> int:
-    media_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
-    if media_type != OFFSET_CONTENT_TYPE:
-        raise UnsupportedMediaType(f"PATCH bodies must be sent as {OFFSET_CONTENT_TYPE}")
+def _check_offset(upload: TusUpload, headers: Mapping[str, str]) -> int:
     offset = _integer(headers, "Upload-Offset")
     if offset is None:
         raise BadRequest("Upload-Offset is required")
     if offset != upload.upload_offset:
         raise Conflict(f"Upload-Offset {offset} is not the upload's offset {upload.upload_offset}",
                        details={"upload_offset": upload.upload_offset})
+    return offset
+
+
+def _check_body(headers: Mapping[str, str], body: bytes, offset: int, upload_length: int) -> None:
+    """A chunk's media type, size and checksum, for a chunk going at `offset`."""
+    media_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
+    if media_type != OFFSET_CONTENT_TYPE:
+        raise UnsupportedMediaType(f"upload bodies must be sent as {OFFSET_CONTENT_TYPE}")
     if len(body) > MAX_CHUNK_BYTES:
         raise PayloadTooLarge(f"a chunk is at most {MAX_CHUNK_BYTES} bytes (Tus-Max-Chunk-Size)")
-    if offset + len(body) > upload.upload_length:
+    if offset + len(body) > upload_length:
         raise PayloadTooLarge("the chunk goes past Upload-Length",
-                              details={"upload_length": upload.upload_length, "upload_offset": offset})
-    return offset
+                              details={"upload_length": upload_length, "upload_offset": offset})
+    _check_checksum(headers, body)
 
 
 def _check_head_once(upload: TusUpload, buffer: bytes) -> None:
@@ -423,6 +461,39 @@ def _write(store: UploadStore, key: str, multipart_id: str | None, upload: TusUp
         upload.completed_at = datetime.now(UTC)
 
 
+def _append_buffer(conn: Connection, ctx: UploadContext, vendor_id: UUID, upload: TusUpload, job: IngestionJob,
+                   buffer: bytes, new_offset: int) -> None:
+    """Write the buffer and record it; the job moves to `uploading`, or to `uploaded` at the last byte."""
+    try:
+        _write(ctx.store, job.s3_key, job.multipart_upload_id, upload, buffer, new_offset, vendor_id)
+    except ClientError as error:
+        # S3 answers NoSuchUpload once the multipart upload is completed or aborted (moto: a 500 for a part).
+        if _record_earlier_completion(conn, ctx, vendor_id, upload, job):
+            return
+        if error_code(error) == "NoSuchUpload":
+            raise Gone("the upload no longer exists in S3 (aborted or expired); start a new one") from error
+        raise
+    _save(conn, ctx, vendor_id, upload)
+    if upload.finished:
+        jobs.set_status(conn, vendor_id, job.id, JobStatus.UPLOADED)
+    elif job.status is JobStatus.AWAITING_UPLOAD:
+        jobs.set_status(conn, vendor_id, job.id, JobStatus.UPLOADING)
+
+
+def _record_earlier_completion(conn: Connection, ctx: UploadContext, vendor_id: UUID, upload: TusUpload,
+                               job: IngestionJob) -> bool:
+    """Whether an earlier PATCH completed the object in S3 and failed before recording it; if so, record it now:
+    the upload finished, and its job uploaded unless the pipeline has taken it over already."""
+    if not ctx.store.holds_upload(job.s3_key, job.id, job.size_bytes):
+        return False
+    upload.upload_offset, upload.completed_at = upload.upload_length, datetime.now(UTC)
+    upload.tail_key, upload.tail_size = None, 0
+    _save(conn, ctx, vendor_id, upload)
+    if job.status in UPLOAD_OPEN:
+        jobs.set_status(conn, vendor_id, job.id, JobStatus.UPLOADED)
+    return True
+
+
 def _save(conn: Connection, ctx: UploadContext, vendor_id: UUID, upload: TusUpload) -> None:
     conn.execute(SAVE_PROGRESS, {
         "offset": upload.upload_offset, "parts": Jsonb(upload.parts), "tail_key": upload.tail_key,
@@ -437,9 +508,17 @@ def _discard(store: UploadStore, key: str, multipart_id: str | None, upload: Tus
         store.delete(upload.tail_key)
 
 
-def _forget(conn: Connection, store: UploadStore, vendor_id: UUID, upload: TusUpload,
-            reason: dict[str, str]) -> None:
-    job = jobs.lock(conn, vendor_id, upload.job_id, UploadMethod.TUS)
+def _forget(conn: Connection, store: UploadStore, vendor_id: UUID, upload: TusUpload, job: IngestionJob) -> None:
+    """Abort the multipart upload, delete the tail and the upload's row; the job (locked) keeps its status."""
     _discard(store, job.s3_key, job.multipart_upload_id, upload)
     conn.execute(DELETE_UPLOAD, (vendor_id, upload.id))
-    jobs.set_status(conn, vendor_id, job.id, JobStatus.CANCELLED, reason)
+
+
+def _cancel(conn: Connection, store: UploadStore, vendor_id: UUID, upload: TusUpload,
+            reason: dict[str, str]) -> None:
+    """Forget the upload and cancel its job, unless the pipeline has taken the job over: from `uploaded` on it is
+    the pipeline's, as after a final PATCH that completed the object but failed before recording it."""
+    job = jobs.lock(conn, vendor_id, upload.job_id, UploadMethod.TUS)
+    _forget(conn, store, vendor_id, upload, job)
+    if job.status in UPLOAD_OPEN:
+        jobs.set_status(conn, vendor_id, job.id, JobStatus.CANCELLED, reason)
