@@ -21,9 +21,11 @@ from nutrimatch.customers.records import NewCustomer
 from nutrimatch.db import get_database, scoped_transaction
 from nutrimatch.health import HealthProfile, derive_limits
 from nutrimatch.health.profile import CONDITIONS
+from nutrimatch.ingest.finalize import mark_failed
 from nutrimatch.ingest.load import load_chunk
 from nutrimatch.ingest.merge import merge_chunk, prepare_merge
 from nutrimatch.ingest.plan import plan
+from nutrimatch.ingest.service import cancel_job
 from nutrimatch.matching import oracle, snapshot_store
 from nutrimatch.matching.engine import Filters, rank
 from nutrimatch.matching.models import MatchQuery
@@ -210,20 +212,42 @@ def test_a_cached_answer_is_not_served_once_an_ingestion_made_one_of_its_product
     best = first.matches[0].product
 
     # The vendor's file now declares peanuts in the best product; the job merges it and stops before finalizing.
-    csv = f"external_id,name,allergens\n{best.external_id},{best.name},peanuts\n".encode()
-    uploaded = create_uploaded_job(vendor.id, csv)
-    settings, s3 = get_settings(), aws.client("s3")
-    chunks = plan(settings, get_database(), s3, uploaded.job_id, vendor.id)["chunks"]
-    for chunk in chunks:
-        load_chunk(get_database(), s3, uploaded.job_id, vendor.id, chunk["chunk_no"])
-    assert prepare_merge(settings, get_database(), uploaded.job_id, vendor.id)["mode"] == "upsert"
-    for chunk in chunks:
-        merge_chunk(get_database(), uploaded.job_id, vendor.id, chunk["chunk_no"])
+    _merge_without_finalizing(vendor.id, f"external_id,name,allergens\n{best.external_id},{best.name},peanuts\n")
 
     again = match_customer(clinician(vendor.id), request_facts(), customer, MatchQuery(k=5))
     assert again.catalog_version == first.catalog_version  # no new version was announced
     assert not again.cached
     assert best.id not in {match.product.id for match in again.matches}
+
+
+@pytest.mark.parametrize("stop", ["cancelled", "failed"])
+def test_rows_merged_by_an_upsert_that_stopped_are_ranked(database, two_vendors, redis_client, aws_resources, stop):
+    vendor, _ = two_vendors
+    load_catalog(database.admin_url, vendor.id, random_products(random.Random(8), 200))
+    customer = new_customer(vendor.id, PROFILE)
+    first = match_customer(clinician(vendor.id), request_facts(), customer, MatchQuery(k=5))
+    job_id = _merge_without_finalizing(vendor.id, "external_id,name,calories,allergens\nNEW-1,Plain oats,150,none\n")
+    if stop == "cancelled":
+        with scoped_transaction(get_database().writer, vendor.id) as conn:
+            assert cancel_job(conn, aws.client("s3"), vendor.id, job_id).status == "cancelled"
+    else:
+        assert mark_failed(get_database(), job_id, vendor.id, {"Error": "States.Timeout"})
+    again = match_customer(clinician(vendor.id), request_facts(), customer, MatchQuery(k=5))
+    assert again.catalog_version == first.catalog_version + 1  # what merged is live: announced
+    assert again.eligible_count == first.eligible_count + 1
+
+
+def _merge_without_finalizing(vendor_id: UUID, csv: str) -> UUID:
+    """An upsert job's steps up to its merges: its rows are live, its catalog version not announced."""
+    uploaded = create_uploaded_job(vendor_id, csv.encode())
+    settings, s3 = get_settings(), aws.client("s3")
+    chunks = plan(settings, get_database(), s3, uploaded.job_id, vendor_id)["chunks"]
+    for chunk in chunks:
+        load_chunk(get_database(), s3, uploaded.job_id, vendor_id, chunk["chunk_no"])
+    assert prepare_merge(settings, get_database(), uploaded.job_id, vendor_id)["mode"] == "upsert"
+    for chunk in chunks:
+        merge_chunk(get_database(), uploaded.job_id, vendor_id, chunk["chunk_no"])
+    return uploaded.job_id
 
 
 def test_matching_needs_a_profile_and_a_customer_of_the_vendor(database, two_vendors, redis_client):

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from nutrimatch.db import Connection, Database, scoped_transaction
 from nutrimatch.ingest import bulk, jobs
-from nutrimatch.ingest.merge import BULK_LOAD, upsert, written_columns
+from nutrimatch.ingest.merge import BULK_LOAD, UPSERT, upsert, written_columns
 from nutrimatch.ingest.pipeline import changed_table, duplicates_table, staging_table
 from nutrimatch.ingest.validate import Interpretation
 
@@ -160,6 +160,25 @@ def publish_matching_snapshot(database: Database, job_id: UUID, vendor_id: UUID)
             "build_seconds": published.build_seconds}
 
 
+_MERGED_CHANGES = """SELECT coalesce(sum(rows_inserted + rows_updated), 0) AS n FROM ingestion_chunks
+                      WHERE vendor_id = %s AND job_id = %s AND status = 'merged'"""
+
+
+def announce_merged_rows(conn: Connection, job: dict[str, Any]) -> None:
+    """For a products upsert that stopped (cancelled, failed) after some of its chunks merged: those rows are
+    live, so the vendor's catalog moves to the job's version, as Finalize would have moved it. Matching's
+    snapshots are keyed by that version: without this, processes holding the old one would never rank the
+    merged rows until another file changed the catalog. In the transaction that stops the job, which locks the
+    job's row first: merges lock it too (merge.merge_chunk), so none commits after this has counted it."""
+    if job["kind"] != "products" or (job["plan"] or {}).get("merge") != UPSERT or job["catalog_version"] is None:
+        return
+    changed = conn.execute(_MERGED_CHANGES, (job["vendor_id"], job["id"])).fetchone()
+    if changed and changed["n"]:
+        conn.execute("SELECT flush_vendor_search_index(%s)", (job["vendor_id"],))
+        conn.execute("UPDATE vendors SET catalog_version = greatest(catalog_version, %s), updated_at = now() "
+                     "WHERE id = %s", (job["catalog_version"], job["vendor_id"]))
+
+
 def mark_failed(database: Database, job_id: UUID, vendor_id: UUID, error: dict[str, Any] | None, *,
                 idle_for: timedelta | None = None) -> bool:
     """Fails the job (unless it has ended) and drops its staging tables and shadow; whether it failed it.
@@ -175,6 +194,7 @@ def mark_failed(database: Database, job_id: UUID, vendor_id: UUID, error: dict[s
                 """UPDATE ingestion_jobs SET status = 'failed', error = %s, finished_at = now(), updated_at = now()
                     WHERE vendor_id = %s AND id = %s""", (Jsonb(reason), vendor_id, job_id))
             _emit(conn, vendor_id, "job.failed", {"job_id": str(job_id), "error": reason["code"]})
+            announce_merged_rows(conn, job)
         _drop_staging(conn, job_id, vendor_id)
         bulk.drop(conn, job)
     return fails

@@ -73,8 +73,16 @@ def fetch(conn: Connection, vendor_id: UUID, job_id: UUID, *, lock: bool = False
     return row
 
 
-def require_running(conn: Connection, vendor_id: UUID, job_id: UUID) -> dict[str, Any]:
-    job = fetch(conn, vendor_id, job_id)
+def require_running(conn: Connection, vendor_id: UUID, job_id: UUID, *, share: bool = False) -> dict[str, Any]:
+    """The job, unless it was cancelled. `share` keeps its row from being stopped (cancelled, failed: both lock
+    it for update) until this transaction ends; steps that share it do not wait for one another."""
+    if share:
+        job = conn.execute(f"SELECT {JOB_COLUMNS} FROM ingestion_jobs WHERE vendor_id = %s AND id = %s FOR SHARE",
+                           (vendor_id, job_id)).fetchone()
+        if job is None:
+            raise NotFound("ingestion job not found")
+    else:
+        job = fetch(conn, vendor_id, job_id)
     if job["status"] == "cancelled":
         raise JobCancelled(str(job_id))
     return job

@@ -218,7 +218,8 @@ _REVISED = "UPDATE vendors SET catalog_revision = catalog_revision + 1 WHERE id 
 
 def merge_chunk(database: Database, job_id: UUID, vendor_id: UUID, chunk_no: int) -> dict[str, Any]:
     with scoped_transaction(database.writer, vendor_id) as conn:
-        job = jobs.require_running(conn, vendor_id, job_id)
+        # Shared: a job stopped while this merges waits for it, and counts it (finalize.announce_merged_rows).
+        job = jobs.require_running(conn, vendor_id, job_id, share=True)
         chunk = jobs.lock_chunk(conn, vendor_id, job_id, chunk_no)
         if chunk["status"] == "merged":
             return {"chunk_no": chunk_no, "already_merged": True}
