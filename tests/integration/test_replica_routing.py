@@ -7,6 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from nutrimatch.db.routing import Consistency, Freshness, get_router
 from nutrimatch.search import service
@@ -172,3 +173,28 @@ def test_wal_without_commits_after_a_quiet_spell_is_not_lag_for_routing_or_healt
     assert last_commit_old  # the age of the last commit alone would have exceeded the bound
     assert routed.served_by == "replica" and routed.replica_lag_seconds < 0.5
     assert status.reader.status == "up" and status.reader.replication_lag_ms < 500  # /health measures it alike
+
+
+def test_a_replica_cut_off_from_the_writer_is_not_taken_for_fresh(vendor, database, monkeypatch):
+    _configure(monkeypatch, replica_max_lag_seconds=0.5, replica_lag_cache_seconds=0)
+    assert _search(vendor).served_by == "replica"
+    with psycopg.connect(_replica_admin_url(database), autocommit=True) as replica_admin:
+        conninfo = replica_admin.execute("SHOW primary_conninfo").fetchone()[0]
+
+        def receiving():
+            return replica_admin.execute("SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver)").fetchone()[0]
+
+        replica_admin.execute("ALTER SYSTEM SET primary_conninfo = ''")
+        replica_admin.execute("SELECT pg_reload_conf()")
+        try:
+            assert _until(lambda: not receiving()), "the WAL receiver did not stop"
+            insert_products(vendor.id, [{"external_id": "while-cut-off", "name": "Granola Clusters"}])
+            # Everything it received is replayed; only the writer knows it is behind.
+            cut_off = _until(lambda: (r := _search(vendor)).freshness is Freshness.PRIMARY and r, timeout=10)
+        finally:
+            replica_admin.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(conninfo)))
+            replica_admin.execute("SELECT pg_reload_conf()")
+    assert cut_off and cut_off.served_by == "primary" and cut_off.replica_lag_seconds > 0.5
+    assert len(cut_off.products) == 2
+    assert _until(lambda: _search(vendor).served_by == "replica", timeout=30), "the replica never came back"
+    wait_for_replica()

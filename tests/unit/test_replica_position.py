@@ -26,13 +26,13 @@ def test_an_insert_position_just_past_a_page_header_is_reached_at_the_page_start
     assert not replayed_up_to(PAGE, PAGE + 32)  # past a header, inside the page: a record is missing
 
 
-def behind(received, replayed, since_last_commit):
-    return ReplayPosition(True, received, replayed, since_last_commit)
+def behind(received, replayed, since_last_commit, *, receiving=True):
+    return ReplayPosition(True, received, replayed, since_last_commit, receiving)
 
 
 def test_everything_received_replayed_is_no_lag_however_old_the_last_commit():
     assert LagTracker().lag(10.0, behind(500, 500, 3600.0)) == 0.0
-    assert LagTracker().lag(10.0, ReplayPosition(False, None, None, None)) == 0.0  # the writer itself
+    assert LagTracker().lag(10.0, ReplayPosition(False, None, None, None, False)) == 0.0  # the writer itself
 
 
 def test_wal_without_commits_after_a_quiet_spell_is_not_an_hour_of_lag():
@@ -59,4 +59,13 @@ def test_without_a_probe_to_go_by_the_age_of_the_last_commit_is_the_lag():
     for second in (101.0, 102.0, 103.0):
         tracker.lag(second, behind(500 + second, 500, 9.0))
     assert tracker.lag(104.0, behind(700, 500, 9.0)) == 9.0  # the caught-up probe was forgotten
-    assert LagTracker().lag(100.0, ReplayPosition(True, None, 500, 7.0)) == 7.0  # not streaming
+    assert LagTracker().lag(100.0, ReplayPosition(True, None, 500, 7.0, False)) == 7.0  # not streaming
+
+
+def test_a_replica_cut_off_from_the_writer_lags_by_the_age_of_its_last_commit():
+    tracker = LagTracker()
+    assert tracker.lag(100.0, behind(500, 500, 0.5)) == 0.0
+    # The stream broke: all it received is replayed, yet the writer may have moved on since.
+    assert tracker.lag(130.0, behind(500, 500, 30.5, receiving=False)) == 30.5
+    assert tracker.lag(131.0, behind(800, 500, 31.5)) == 31.5  # back, catching up: no caught-up probe to go by
+    assert tracker.lag(132.0, behind(800, 800, 0.1)) == 0.0

@@ -9,13 +9,14 @@ from typing import Any
 
 import psycopg
 
-# Where the replica stands: what it has received and replayed (bytes of WAL), and how long ago the last commit
-# it replayed was made on the writer.
+# Where the replica stands: what it has received and replayed (bytes of WAL), how long ago the last commit it
+# replayed was made on the writer, and whether a WAL receiver is running (its pid is visible to any role).
 REPLAY_POSITION_SQL = """
 SELECT pg_is_in_recovery() AS in_recovery,
        pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::float8 AS received,
        pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::float8 AS replayed,
-       EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 AS since_last_commit
+       EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 AS since_last_commit,
+       EXISTS (SELECT 1 FROM pg_stat_wal_receiver) AS receiving
 """
 
 
@@ -25,13 +26,14 @@ class ReplayPosition:
     received: float | None
     replayed: float | None
     since_last_commit: float | None
+    receiving: bool
 
 
 def replay_position(conn: psycopg.Connection[Any]) -> ReplayPosition:
     row = conn.execute(REPLAY_POSITION_SQL).fetchone()
     assert row is not None
     values = row if isinstance(row, dict) else dict(zip(("in_recovery", "received", "replayed",
-                                                          "since_last_commit"), row, strict=True))
+                                                          "since_last_commit", "receiving"), row, strict=True))
     return ReplayPosition(**values)
 
 
@@ -46,7 +48,10 @@ class LagTracker:
       since that probe behind; the lag is the smaller of that and the age of the last commit. With no such
       probe remembered (the first probe of a process, or `remembered` probes in a row behind) only the age of
       the last commit is left.
-    WAL the writer has not shipped yet (commits are asynchronous) counts as none.
+    WAL the writer has not shipped yet (commits are asynchronous) counts as none — while the replica receives.
+    One cut off from the writer (no WAL receiver: the stream broke, the writer is unreachable) has replayed all
+    it received however far the writer has moved on, so then the age of the last commit is the lag: an
+    overstatement when the writer is idle, which only sends reads to the writer.
     """
 
     def __init__(self, remembered: int = 600) -> None:
@@ -58,7 +63,8 @@ class LagTracker:
             return 0.0
         since_last_commit = max(0.0, position.since_last_commit or 0.0)
         received, replayed = position.received, position.replayed
-        if received is None or replayed is None:  # not streaming: the age of the last commit is all there is
+        if received is None or replayed is None or not position.receiving:  # the age of the last commit is all
+            self._probes.clear()
             return since_last_commit
         if received <= replayed:
             self._probes.clear()
