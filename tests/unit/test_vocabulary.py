@@ -148,7 +148,7 @@ def test_unknown_tokens_are_reported_once_in_first_seen_order_never_dropped() ->
 
 def test_empty_markers_and_empty_tokens_declare_nothing() -> None:
     assert normalize_allergens("None") == (frozenset(), [])
-    assert normalize_allergens("N/A") == (frozenset(), [])
+    assert normalize_diet_tags("N/A") == (frozenset(), [])
     assert normalize_allergens("milk,, ;") == (frozenset({"milk"}), [])
     assert normalize_diet_tags([]) == (frozenset(), [])
 
@@ -157,6 +157,12 @@ def test_empty_markers_and_empty_tokens_declare_nothing() -> None:
 def test_a_token_without_ascii_letters_is_unknown_never_a_declaration_of_none(raw: str) -> None:
     assert normalize_allergens(raw) == (frozenset(), [raw])
     assert normalize_allergens(f"milk, {raw}") == (frozenset({"milk"}), [raw])
+
+
+@pytest.mark.parametrize("marker", ["N/A", "na", "null", "NIL", "not applicable"])
+def test_a_marker_that_may_mean_not_available_is_no_declaration_of_allergens(marker: str) -> None:
+    assert normalize_allergens(marker) == (frozenset(), [marker])
+    assert normalize_diet_tags(marker) == (frozenset(), [])
 
 
 def test_a_cell_of_separators_alone_is_unknown() -> None:

@@ -14,8 +14,9 @@ as synonyms. Allergen synonyms also get their regular English plural generated i
 already normalised, so a SQL join against that table decides exactly what Python decides.
 
 A raw cell is split into tokens on `,` `;` `|` and line breaks
-(SQL: `regexp_split_to_table(raw, '[,;|\\r\\n]+')`). A blank token is skipped, and one of EMPTY_MARKERS
-("none", "n/a", ...) means "nothing declared". Any other token with no synonym is returned as unknown, never
+(SQL: `regexp_split_to_table(raw, '[,;|\\r\\n]+')`). A blank token is skipped, and one of the vocabulary's
+empty markers means "nothing declared": for diet tags EMPTY_MARKERS ("none", "n/a", ...), for allergens only
+"none" (UNAMBIGUOUS_EMPTY_MARKERS). Any other token with no synonym is returned as unknown, never
 dropped — "?", "-" and words in other scripts ("花生", which normalises to "") included, and a cell made only
 of separators: ingestion turns them into a row error, a health profile into a validation error, so an
 allergen no one could read is never stored as "contains none".
@@ -47,6 +48,9 @@ _NOT_ALPHANUMERIC = re.compile(r"[^a-zA-Z0-9]+")
 
 EMPTY_MARKERS = frozenset({"none", "n a", "na", "nil", "null", "not applicable", "none declared"})
 """Normalised tokens that declare "nothing" rather than name a term."""
+UNAMBIGUOUS_EMPTY_MARKERS = frozenset({"none", "none declared"})
+"""The markers that can only mean "nothing": "n/a", "null" and "nil" also stand for "not available" in data
+exports, and of allergens, "unknown" read as "none" is the dangerous mistake."""
 
 
 def normalize_token(raw: str) -> str:
@@ -76,8 +80,10 @@ class Term:
 class Vocabulary(Mapping[str, Term]):
     """A read-only mapping code → Term, plus the synonym lookup built from it."""
 
-    def __init__(self, kind: str, terms: Iterable[Term], *, generate_plurals: bool) -> None:
+    def __init__(self, kind: str, terms: Iterable[Term], *, generate_plurals: bool,
+                 empty_markers: frozenset[str] = EMPTY_MARKERS) -> None:
         self.kind = kind
+        self.empty_markers = empty_markers
         self._terms: dict[str, Term] = {}
         for term in terms:
             if term.code in self._terms:
@@ -132,7 +138,7 @@ class Vocabulary(Mapping[str, Term]):
                 unknown.setdefault(cell.strip(), cell.strip())
             for token in tokens:
                 normalized = normalize_token(token)
-                if normalized in EMPTY_MARKERS:
+                if normalized in self.empty_markers:
                     continue
                 code = self._lookup.get(normalized) if normalized else None
                 if code is not None:
@@ -236,6 +242,7 @@ ALLERGENS = Vocabulary(
         ),
     ],
     generate_plurals=True,
+    empty_markers=UNAMBIGUOUS_EMPTY_MARKERS,
 )
 
 DIET_TAGS = Vocabulary(

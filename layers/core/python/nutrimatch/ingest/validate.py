@@ -26,7 +26,7 @@ from uuid import UUID
 from psycopg import sql
 
 from nutrimatch.ingest.fields import FieldType, IngestKind, fields_of
-from nutrimatch.vocabulary import EMPTY_MARKERS, synonym_rows
+from nutrimatch.vocabulary import ALLERGENS, DIET_TAGS, synonym_rows
 
 # Plausible maxima per serving and per 100 g (canonical units). Anything above is a unit mistake or a typo.
 NUTRIENT_MAXIMA: dict[str, tuple[float, float]] = {
@@ -169,7 +169,8 @@ class Interpretation:
 @cache
 def _rules_fingerprint() -> str:
     rules = [NUTRIENT_MAXIMA, OTHER_MAXIMA, SODIUM_GRAMS_SUSPECT_BELOW, PRODUCT_STATUSES, CUSTOMER_STATUSES,
-             MAX_TEXT, EMAIL_PATTERN, LOCALE_PATTERN, NUMBER, _STORED_AS, sorted(EMPTY_MARKERS),
+             MAX_TEXT, EMAIL_PATTERN, LOCALE_PATTERN, NUMBER, _STORED_AS, sorted(ALLERGENS.empty_markers),
+             sorted(DIET_TAGS.empty_markers),
              sorted(synonym_rows())]
     return hashlib.sha256(json.dumps(rules).encode()).hexdigest()
 
