@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date
+import uuid
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from nutrimatch.health import (
 )
 from nutrimatch.health.energy import total_daily_energy_expenditure
 from nutrimatch.health.profile import ACTIVITY_LEVELS, CONDITIONS, SEXES, Condition
+from nutrimatch.health.store import StoredProfile
 from nutrimatch.vocabulary import ALLERGENS, DIET_TAGS
 
 TODAY = date(2026, 3, 15)
@@ -435,3 +437,16 @@ def test_energy_target_stays_within_expenditure_unless_pregnant(p: HealthProfile
     else:
         assert energy.target_kcal <= energy.tdee_kcal
         assert energy.target_kcal >= min(energy.tdee_kcal, 1200)
+
+
+def test_limits_follow_a_birth_date_past_the_birthday_after_they_were_stored() -> None:
+    teenager = profile(age=None, birth_date=date(2008, 3, 20), height_cm=170, weight_kg=60)
+    stored = StoredProfile(customer_id=uuid.uuid4(), version=1, profile=teenager, limits=limits(teenager),
+                           updated_at=datetime(2026, 3, 15, tzinfo=UTC))
+    assert stored.limits_on(TODAY) is stored.limits
+    assert stored.limits.added_sugar_g.reasons == ["age under 18"]
+    adult = stored.limits_on(date(2026, 3, 20))
+    assert adult.age_years == 18 and adult.added_sugar_g.reasons != ["age under 18"]
+    with_age = StoredProfile(customer_id=uuid.uuid4(), version=1, profile=profile(age=17), limits=limits(
+        profile(age=17)), updated_at=datetime(2026, 3, 15, tzinfo=UTC))
+    assert with_age.limits_on(date(2030, 1, 1)) is with_age.limits  # an age given as such stays as given

@@ -61,7 +61,7 @@ def read(conn: Connection, actor: Actor, request: RequestInfo, customer_id: UUID
     if stored is None:
         raise NotFound("this customer has no health profile")
     record_by(conn, actor, request, action="health_profile.read", entity=ENTITY, entity_id=str(customer_id))
-    return stored
+    return stored.model_copy(update={"limits": stored.limits_on(date.today())})
 
 
 def write(conn: Connection, actor: Actor, request: RequestInfo, customer_id: UUID,

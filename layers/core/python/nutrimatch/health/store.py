@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,7 +25,7 @@ from pydantic_core import to_json
 from nutrimatch.crypto import Sealed, associated_data, current_data_key, open_sealed, seal, unwrap
 from nutrimatch.db import Connection
 from nutrimatch.errors import NotFound
-from nutrimatch.health.limits import DerivedLimits
+from nutrimatch.health.limits import DerivedLimits, derive_limits
 from nutrimatch.health.profile import HealthProfile
 
 _TABLE = "customer_health_profiles"
@@ -71,6 +71,13 @@ class StoredProfile(BaseModel):
     profile: HealthProfile
     limits: DerivedLimits
     updated_at: datetime
+
+    def limits_on(self, today: date) -> DerivedLimits:
+        """The limits as they are derived on `today`: those stored with the profile, unless its birth date has
+        made the person older since (age decides children's sugar and sodium limits, and energy)."""
+        if self.profile.birth_date is None or self.profile.age_on(today) == self.limits.age_years:
+            return self.limits
+        return derive_limits(self.profile, today=today)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # The profile and limits are PHI: whatever logs this object must not print them.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import islice
 from typing import Any
 from uuid import UUID
@@ -119,8 +119,8 @@ def match_customer(actor: Actor, request: RequestInfo, customer_id: UUID, query:
                                        details={"customer_id": str(customer_id)})
         vendor = vendor_read.fetchone()
         assert vendor is not None  # the caller's own vendor: the authorizer found it
-        matching = _Matching(vendor_id, stored, plan_for(stored.profile.conditions, stored.limits), query,
-                             vendor["catalog_version"], vendor["catalog_revision"],
+        plan = plan_for(stored.profile.conditions, stored.limits_on(date.today()))
+        matching = _Matching(vendor_id, stored, plan, query, vendor["catalog_version"], vendor["catalog_revision"],
                              bool(vendor["allow_unknown_allergens"]))
         cached = cache.get(matching.key(matching.catalog_version))
         snapshot = store.peek(database, vendor_id, matching.catalog_version) if cached is None else None
