@@ -1,5 +1,9 @@
 """Search and product lookup over HTTP: gateway, authorizer, handler, replica."""
 
+import base64
+import json
+import uuid
+
 import requests
 
 from nutrimatch.routes import Role
@@ -14,6 +18,10 @@ PRODUCTS = [
     {"external_id": "oy-1", "name": "Oat Yogurt", "brand": "Oatly Farms", "category": "Dairy Alternatives",
      "price": 4.99, "protein_g": 3, "dietary_tags": ["vegan"], "allergens": []},
 ]
+
+# A relevance cursor whose score no `real` holds (1e39).
+FORGED_RELEVANCE_CURSOR = base64.urlsafe_b64encode(
+    json.dumps({"s": "relevance", "k": 1e39, "i": str(uuid.UUID(int=0))}).encode()).decode()
 
 
 def _catalog(two_vendors):
@@ -45,7 +53,8 @@ def test_bad_parameters_are_refused_naming_the_field(gateway, two_vendors, redis
     headers = auth_header(Role.ANALYST, vendor.id)
     for params, field in [({"limit": 101}, "limit"), ({"diet": "carnivore"}, "diet"),
                           ({"protein_g_min": "lots"}, "protein_g_min"), ({"sort": "relevance"}, "sort"),
-                          ({"price_min": 9, "price_max": 1}, "price_min"), ({"cursor": "nope"}, "cursor")]:
+                          ({"price_min": 9, "price_max": 1}, "price_min"), ({"cursor": "nope"}, "cursor"),
+                          ({"q": "yogurt", "cursor": FORGED_RELEVANCE_CURSOR}, "cursor")]:
         response = requests.get(f"{gateway}/api/v1/search/products", params=params, headers=headers, timeout=30)
         assert response.status_code == 422, (params, response.text)
         error = response.json()["error"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
 from collections import Counter
 
 import pytest
@@ -158,6 +161,36 @@ def test_the_word_being_typed_matches_as_a_prefix(catalog):
     assert names(vendor, q="chee ") == []  # a finished word is a whole word: there is no "chee"
 
 
+@pytest.mark.parametrize(("word", "expected"), [
+    ("chocolate", {"p08"}), ("cinnamon", {"p02"}), ("creamery", {"p03", "p09"}), ("unsweetened", {"p07"}),
+    ("crackers", {"p04"}), ("vegetable", {"p04"}), ("shortbread", {"p06"}),
+])
+def test_every_prefix_of_a_word_being_typed_finds_it(catalog, word, expected):
+    vendor, _ = catalog
+    missed = [word[:n] for n in range(2, len(word) + 1) if not expected <= external_ids(vendor, q=word[:n])]
+    assert missed == []
+
+
+def test_a_prefix_past_a_stem_finds_the_stem_only_where_a_suffix_could_begin(catalog):
+    vendor, _ = catalog
+    assert external_ids(vendor, q="peanutb") == set()  # b begins no suffix: not a longer form of peanut
+    assert external_ids(vendor, q="peanu") >= {"p05", "p06", "p14"}
+
+
+def test_a_stop_word_being_typed_after_words_leaves_them_to_decide(catalog):
+    vendor, _ = catalog
+    assert external_ids(vendor, q="salt and") == external_ids(vendor, q="salt ") != set()
+    assert names(vendor, q="peanut and butt") == names(vendor, q="peanut butt")
+
+
+def test_a_stop_word_typed_alone_is_a_prefix(catalog):
+    vendor, _ = catalog
+    insert_products(vendor.id, [_product("t01", "Steel Thermos Flask", "Camp Co", "Kitchen", 19.0, None, None, None,
+                                         None, [], [])])
+    wait_for_replica()
+    assert names(vendor, q="the") == ["Steel Thermos Flask"]
+
+
 def _analyze(database):
     with database.admin() as conn:
         conn.execute("ANALYZE products")
@@ -205,6 +238,13 @@ def test_or_and_stop_words(catalog):
     vendor, _ = catalog
     assert external_ids(vendor, q="yogurt or cheddar") == {"p03", "p04", "p09", "p10"}
     assert names(vendor, q="the and of ") == []
+
+
+def test_facets_of_search_text_without_words_count_nothing(catalog):
+    vendor, _ = catalog
+    facets = search(vendor, q="the and of ", facets="diet_tags,category").facets
+    assert facets is not None
+    assert (facets.diet_tags, facets.category, facets.counted, facets.exact) == ([], [], 0, True)
 
 
 @pytest.mark.parametrize("q", ["a & b", "'", "!!", "(((", "peanut:*", "\\", "a <-> b", "x:A", "\x00",
@@ -337,6 +377,18 @@ def test_an_indexed_order_pages_the_same_whether_matches_are_collected_or_walked
     assert walked == collected and len(collected) >= 3
 
 
+def test_a_walk_whose_budget_is_exactly_the_scope_answers(catalog, monkeypatch):
+    vendor, _ = catalog
+    priced = len(active(lambda p: p["price"] is not None))
+    # Every priced product is walked and none is paleo; the one paleo product has no price, in the NULL section.
+    _set_settings(monkeypatch, search_walk_budget=priced)
+    assert names(vendor, sort="price_asc", diet="paleo") == ["Unsalted Mixed Nuts"]
+    _set_settings(monkeypatch, search_walk_budget=priced - 1)
+    with pytest.raises(InvalidInput) as raised:
+        names(vendor, sort="price_asc", diet="paleo")
+    assert raised.value.details == {"field": "sort"}
+
+
 def test_a_walk_along_an_index_reads_a_bounded_number_of_products(catalog, monkeypatch):
     vendor, _ = catalog
     _set_settings(monkeypatch, search_sort_candidates=1, search_walk_budget=4)
@@ -379,6 +431,19 @@ def test_a_band_never_holds_more_matches_than_may_be_collected(catalog, monkeypa
     assert any(until is not None for until in collected)
 
 
+@pytest.mark.parametrize(("sort", "key"), [
+    ("relevance", 10**400),  # no float holds it
+    ("relevance", 1e39), ("relevance", 1e-50),  # beyond a real, or zero in it
+    ("name", "a\x00b"),  # PostgreSQL text holds no NUL
+])
+def test_a_forged_cursor_is_refused_naming_it(catalog, sort, key):
+    vendor, _ = catalog
+    raw = json.dumps({"s": sort, "k": key, "i": str(uuid.UUID(int=0))})
+    with pytest.raises(InvalidInput) as raised:
+        search(vendor, q="salt", sort=sort, cursor=base64.urlsafe_b64encode(raw.encode()).decode())
+    assert raised.value.details == {"field": "cursor"}
+
+
 def test_a_cursor_belongs_to_its_sort(catalog):
     vendor, _ = catalog
     cursor = search(vendor, sort="price_asc", limit=2).next_cursor
@@ -396,7 +461,10 @@ def test_facets_count_the_matching_products(catalog):
     facets = search(vendor, facets="diet_tags,category", q="snacks").facets
     snacks = [p for p in CATALOG if p["category"] == "Snacks" and p["status"] == "active"]
     assert {c.value: c.count for c in facets.category} == {"Snacks": len(snacks)}
-    assert {c.value: c.count for c in facets.diet_tags} == dict(Counter(t for p in snacks for t in p["dietary_tags"]))
+    diet_tags = {c.value: c.count for c in facets.diet_tags}
+    assert diet_tags == {tag: len(external_ids(vendor, q="snacks", diet=tag)) for tag in diet_tags}
+    assert set(diet_tags) >= {t for p in snacks for t in p["dietary_tags"]}
+    assert diet_tags["vegetarian"] == len(snacks)  # 3 declared vegetarian and 2 vegan: what diet=vegetarian finds
     assert facets.exact and facets.counted == len(snacks)
     only_category = search(vendor, facets="category").facets
     assert only_category.diet_tags is None and sum(c.count for c in only_category.category) == 16

@@ -1,5 +1,7 @@
 """Search parameters: validation, filters and keyset cursors (no database)."""
 
+import base64
+import json
 import uuid
 from decimal import Decimal
 
@@ -83,6 +85,31 @@ def test_a_foreign_or_broken_cursor_is_refused(token):
     with pytest.raises(InvalidInput) as raised:
         decode_cursor(token, "price_asc", KeyKind.NUMERIC)
     assert raised.value.details == {"field": "cursor"}
+
+
+def _forged(sort, key, id_):
+    raw = json.dumps({"s": sort, "k": key, "i": id_})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(("sort", "kind", "key", "id_"), [
+    ("relevance", KeyKind.SCORE, 10**400, str(VENDOR)),
+    ("relevance", KeyKind.SCORE, 1e39, str(VENDOR)),
+    ("relevance", KeyKind.SCORE, 1e-50, str(VENDOR)),
+    ("relevance", KeyKind.SCORE, float("nan"), str(VENDOR)),
+    ("name", KeyKind.TEXT, "a\x00b", str(VENDOR)),
+    ("name", KeyKind.TEXT, "a", 123),
+    ("name", KeyKind.TEXT, "a", ["x"]),
+])
+def test_a_forged_cursor_is_refused_naming_it(sort, kind, key, id_):
+    with pytest.raises(InvalidInput) as raised:
+        decode_cursor(_forged(sort, key, id_), sort, kind)
+    assert raised.value.details == {"field": "cursor"}
+
+
+@pytest.mark.parametrize("score", [0.0, 1e-45, 3.4e38])
+def test_a_relevance_cursor_holds_any_score_a_real_can(score):
+    assert decode_cursor(_forged("relevance", score, str(VENDOR)), "relevance", KeyKind.SCORE).key == score
 
 
 def test_every_sort_has_its_index_in_the_migrations():

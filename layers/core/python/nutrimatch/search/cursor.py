@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import math
+import struct
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -44,8 +45,10 @@ def decode_cursor(token: str, sort: str, kind: KeyKind) -> Cursor:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if not isinstance(data, dict) or data.get("s") != sort:
             raise ValueError("another sort")
+        if not isinstance(data["i"], str):
+            raise ValueError("an id is a string")
         return Cursor(sort, _key(data["k"], kind), UUID(data["i"]))
-    except (ValueError, KeyError, TypeError, binascii.Error, InvalidOperation) as error:
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error, InvalidOperation) as error:
         raise InvalidInput("cursor is not a next_cursor of this search's sort order",
                            details={"field": "cursor"}) from error
 
@@ -56,12 +59,23 @@ def _key(raw: object, kind: KeyKind) -> SortKey:
             raise ValueError("a relevance cursor always has a score")
         return None
     if kind is KeyKind.TEXT and isinstance(raw, str):
+        if "\x00" in raw:
+            raise ValueError("PostgreSQL text holds no NUL")
         return raw
     if kind is KeyKind.NUMERIC and isinstance(raw, str):
         value = Decimal(raw)
         if not value.is_finite():
             raise ValueError("not a number")
         return value
-    if kind is KeyKind.SCORE and isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
-        return float(raw)
+    if kind is KeyKind.SCORE and isinstance(raw, int | float) and not isinstance(raw, bool):
+        return _real(float(raw))
     raise ValueError("key of the wrong type")
+
+
+def _real(score: float) -> float:
+    """A score as the `real` ts_rank gives and the page query compares it as: PostgreSQL refuses a value that
+    overflows `real` or rounds to zero in it."""
+    as_real = struct.unpack("f", struct.pack("f", score))[0]
+    if math.isinf(as_real) or math.isnan(as_real) or (as_real == 0 and score != 0):
+        raise ValueError("not a real")
+    return score

@@ -36,7 +36,8 @@ walking reads about page size * catalog size / matches, equal near the square ro
 whose filters reject nearly every product along the order, a band of more matches than may be collected) is
 refused with 422 naming `sort` rather than read for seconds.
 
-Facets count the first `search_facet_sample` matches, and say whether that was all of them.
+Facets count the first `search_facet_sample` matches, and say whether that was all of them. A diet tag counts
+what its filter would return: the products whose tags imply it (a vegan product is vegetarian too).
 """
 
 from __future__ import annotations
@@ -94,13 +95,14 @@ def sort_spec(sort: Sort) -> SortSpec:
 # - rank_query: querytree(q), the query without its negated words ('T' when nothing else is left): a negation
 #   excludes products but has nothing to score;
 # - match_query, for the full-text index;
-# - prefix_filter: a GIN index answers a prefix by gathering the postings of every lexeme that starts with it
-#   ('fres':* is fresh, freshly, freshwater...) in every partition it searches. When the word being typed is
-#   far more common than the whole words before it (`search_prefix_lookup_ratio` times: fetching a product to
-#   check a prefix costs about twenty times reading one posting of it), the index looks up the whole words
-#   only and the prefix is checked on the rows they yield ("kelraos fres" at 2M products: 45 ms → 2.5 ms).
-#   Otherwise the prefix stays in the lookup, where it narrows it ("casa skillet": checking skillet on every
-#   product with "casa" took 290 ms);
+# - prefix_filter: the word being typed (search_prefix_after_words: its stem as a prefix, and the stems it may
+#   have grown past; sql/migrations/0017_search_prefix_past_the_stem.sql). A GIN index answers a prefix by
+#   gathering the postings of every lexeme that starts with it ('fres':* is fresh, freshly, freshwater...) in
+#   every partition it searches. When the word being typed is far more common than the whole words before it
+#   (`search_prefix_lookup_ratio` times: fetching a product to check a prefix costs about twenty times reading
+#   one posting of it), the index looks up the whole words only and the prefix is checked on the rows they
+#   yield ("kelraos fres" at 2M products: 45 ms → 2.5 ms). Otherwise the prefix stays in the lookup, where it
+#   narrows it ("casa skillet": checking skillet on every product with "casa" took 290 ms);
 # - match_estimate (when asked for): how many products the index lookup is expected to yield.
 PRELUDE_SQL = """
 SELECT pg_is_in_recovery() AS in_recovery,
@@ -113,7 +115,7 @@ SELECT pg_is_in_recovery() AS in_recovery,
        CASE WHEN %(estimate)s THEN search_match_estimate(match) END AS match_estimate
   FROM search_tsquery(%(words)s, %(prefix)s, %(alternative)s) AS q,
        websearch_to_tsquery('english', %(words)s) AS w,
-       search_prefix_tsquery(%(prefix)s) AS p,
+       search_prefix_after_words(w, %(prefix)s) AS p,
        LATERAL (SELECT CASE WHEN NOT %(alternative)s AND numnode(p) > 0 AND querytree(w) NOT IN ('', 'T')
                             THEN search_match_estimate(p)
                                  > %(ratio)s * search_match_estimate(w)
@@ -304,7 +306,8 @@ def walked_page(filters: Filters, spec: SortSpec, after: Cursor | None, fetch: i
     `budget` products of the scope in order and keeping those that pass the checks. The rows with a key
     (`nulls=False`) or, once those are exhausted, the rows without one, in id order.
 
-    Rows carry `hit`; a row without it is the budget's last product: the walk stopped before filling the page."""
+    Rows carry `beyond_budget`: the walk reads one product more than its budget, and returns it when it gets that
+    far, to tell a walk that stopped before the end of the scope from one that read all of it."""
     direction, comparison = ("DESC", "<") if spec.descending else ("ASC", ">")
     params: dict[str, Any] = {**filters.params, "budget": budget, "fetch": fetch}
     if nulls:
@@ -325,24 +328,26 @@ def walked_page(filters: Filters, spec: SortSpec, after: Cursor | None, fetch: i
     # and its rows reach the outer LIMIT in order, so the outer query stops as soon as the page is full.
     sql = f"""
         SELECT * FROM (
-            SELECT walk.*, row_number() OVER () AS walked FROM (
+            SELECT walk.*, row_number() OVER () > %(budget)s AS beyond_budget FROM (
                 SELECT {PRODUCT_COLUMNS}, {spec.expression} AS sort_key, ({checks}) AS hit
-                  FROM tenant_products p WHERE {where} ORDER BY {order} LIMIT %(budget)s
+                  FROM tenant_products p WHERE {where} ORDER BY {order} LIMIT %(budget)s + 1
             ) walk
         ) counted
-         WHERE hit OR walked = %(budget)s LIMIT %(fetch)s"""
+         WHERE hit OR beyond_budget LIMIT %(fetch)s"""
     return Statement(sql, params)
 
 
 def facet_counts(filters: Filters, sample: int) -> Statement:
+    """The categories of a sample of the matches, and their sets of diet tags (`tags`): the tags a product's
+    declared tags imply are the vocabulary's to add, and few products declare a set of their own."""
     sql = f"""
         WITH sample AS MATERIALIZED (
             SELECT p.category, p.dietary_tags FROM tenant_products p WHERE {filters.sql} LIMIT %(sample)s
         )
-        SELECT 'category' AS facet, category AS value, count(*) AS count
+        SELECT 'category' AS facet, category AS value, NULL::text[] AS tags, count(*) AS count
           FROM sample WHERE category IS NOT NULL GROUP BY category
         UNION ALL
-        SELECT 'diet_tags', tag, count(*) FROM sample CROSS JOIN LATERAL unnest(dietary_tags) AS tag GROUP BY tag
+        SELECT 'diet_tags', NULL, dietary_tags, count(*) FROM sample WHERE dietary_tags <> '{{}}' GROUP BY dietary_tags
         UNION ALL
-        SELECT 'counted', NULL, count(*) FROM sample"""
+        SELECT 'counted', NULL, NULL, count(*) FROM sample"""
     return Statement(sql, {**filters.params, "sample": sample})

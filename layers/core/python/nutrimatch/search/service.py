@@ -6,6 +6,7 @@ only reads and keeps no state between attempts.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -44,6 +45,7 @@ from nutrimatch.search.query import (
 )
 from nutrimatch.search.text import SearchText, parse_search_text
 from nutrimatch.tenancy.ids import entity_uuid
+from nutrimatch.vocabulary import DIET_TAGS
 
 BAND_ATTEMPTS = 4
 BAND_WIDENING = 4
@@ -117,8 +119,9 @@ class _Search:
         }, prepare=False).fetchone()
         assert prelude is not None
         if self.text is not None:
-            if prelude["nodes"] == 0:  # only stop words or punctuation: nothing to look for
-                return _Page([], None, None, prelude["in_recovery"])
+            if prelude["nodes"] == 0:  # only stop words or punctuation: nothing to look for, nor to count
+                facets = self._summary({}, 0) if self.request.facets else None
+                return _Page([], None, facets, prelude["in_recovery"])
             if prelude["rank_query"] == "T":
                 raise InvalidInput("q needs at least one word that is not excluded with -",
                                    details={"field": "q"})
@@ -214,22 +217,38 @@ class _Search:
                 nulls: bool) -> list[dict[str, Any]] | None:
         budget = self.router.database.settings.search_walk_budget
         rows = _fetch(conn, walked_page(filters, self.spec, after, fetch, budget, nulls=nulls))
-        hits = [row for row in rows if row["hit"]]
-        exhausted = len(hits) < fetch and any(row["walked"] == budget for row in rows)
+        hits = [row for row in rows if row["hit"] and not row["beyond_budget"]]
+        exhausted = len(hits) < fetch and any(row["beyond_budget"] for row in rows)
         return None if exhausted else hits
 
     def _facets(self, conn: Connection, filters: Filters) -> Facets:
         sample = self.router.database.settings.search_facet_sample
-        counts: dict[str, list[FacetCount]] = {facet: [] for facet in Facet}
+        counts: dict[str, Counter[str]] = {facet: Counter() for facet in Facet}
         counted = 0
         for row in _fetch(conn, facet_counts(filters, sample)):
             if row["facet"] == "counted":
                 counted = row["count"]
+            elif row["facet"] == Facet.DIET_TAGS:
+                for tag in _diet_tags_met(row["tags"]):
+                    counts[Facet.DIET_TAGS][tag] += row["count"]
             else:
-                counts[row["facet"]].append(FacetCount(value=row["value"], count=row["count"]))
-        top = {facet: sorted(values, key=lambda c: (-c.count, c.value))[:FACET_VALUES]
-               for facet, values in counts.items() if facet in self.request.facets}
-        return Facets(**top, counted=counted, exact=counted < sample)
+                counts[row["facet"]][row["value"]] += row["count"]
+        return self._summary(counts, counted, exact=counted < sample)
+
+    def _summary(self, counts: dict[str, Counter[str]], counted: int, *, exact: bool = True) -> Facets:
+        """The asked-for facets of `counts`, most common values first."""
+        top = {facet: [FacetCount(value=value, count=count)
+                       for value, count in sorted(counts.get(facet, {}).items(), key=lambda vc: (-vc[1], vc[0]))]
+                      [:FACET_VALUES]
+               for facet in self.request.facets}
+        return Facets(**top, counted=counted, exact=exact)
+
+
+def _diet_tags_met(declared: list[str]) -> frozenset[str]:
+    """The diet tags whose filter a product with the `declared` tags passes: those they imply. A tag the
+    vocabulary no longer knows (stored before it changed) counts as itself."""
+    known = [tag for tag in declared if tag in DIET_TAGS]
+    return DIET_TAGS.implied_closure(known) | (frozenset(declared) - frozenset(known))
 
 
 def _fetch(conn: Connection, statement: Statement, *, prepare: bool = False) -> list[dict[str, Any]]:

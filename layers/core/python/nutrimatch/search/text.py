@@ -3,8 +3,9 @@
 The text goes to PostgreSQL's `websearch_to_tsquery`, which accepts anything a person types ("quoted
 phrases", -negation, `or`) and never fails. What it lacks is type-ahead, so the word being typed — the last
 one, when the text does not end with a space or a closing quote — is split off and matched as a prefix
-(`'chee':*` finds cheese). The SQL function `search_tsquery` (sql/migrations/0007_search.sql) joins the parts;
-it makes the prefix lexeme from PostgreSQL's own output of `plainto_tsquery`, so no user character ever reaches
+(`'chee':*` finds cheese, `'chocola':* | 'chocol' | 'choc'` chocolate, whose stem is chocol). The SQL function
+`search_tsquery` (sql/migrations/0007_search.sql, 0017_search_prefix_past_the_stem.sql) joins the parts; it
+makes the prefix lexemes from PostgreSQL's own output of `plainto_tsquery`, so no user character ever reaches
 tsquery syntax.
 
 A single letter is not a prefix (it would match a large share of any catalog): it stays an ordinary word, as
