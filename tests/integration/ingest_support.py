@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from nutrimatch import aws
@@ -52,3 +54,24 @@ def products_of(vendor_id: uuid.UUID) -> dict[str, dict[str, Any]]:
     with scoped_transaction(get_database().writer, vendor_id) as conn:
         rows = conn.execute("SELECT * FROM products WHERE vendor_id = %s", (vendor_id,)).fetchall()
     return {row["external_id"]: row for row in rows}
+
+
+def finishes_within(seconds: float, step: Callable[..., Any], *args: Any) -> Any:
+    """`step(*args)` run in a daemon thread: its result, or a failed test if it still runs after `seconds` (a
+    step stuck for good must fail the test, not hang the session)."""
+    outcome: list[Any] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(step(*args))
+        except BaseException as error:
+            failure.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"{step.__name__} still runs after {seconds} s"
+    if failure:
+        raise failure[0]
+    return outcome[0]

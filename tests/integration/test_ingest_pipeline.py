@@ -13,12 +13,22 @@ import pytest
 from nutrimatch import aws
 from nutrimatch.audit import verify
 from nutrimatch.db import get_database, scoped_transaction
+from nutrimatch.ingest import service
 from nutrimatch.ingest.executions import LocalStarter
-from nutrimatch.ingest.finalize import errors_key
-from nutrimatch.ingest.plan import remember_mapping
+from nutrimatch.ingest.finalize import errors_key, finalize
+from nutrimatch.ingest.load import load_chunk
+from nutrimatch.ingest.merge import merge_chunk, prepare_merge
+from nutrimatch.ingest.plan import plan, remember_mapping
 from nutrimatch.matching import snapshot_store
 from nutrimatch.settings import get_settings
-from tests.integration.ingest_support import create_uploaded_job, errors_of, ingest, products_of, run_job
+from tests.integration.ingest_support import (
+    create_uploaded_job,
+    errors_of,
+    finishes_within,
+    ingest,
+    products_of,
+    run_job,
+)
 
 HEADER = "SKU,Product Name,Brand,Kcal,Protein (g),Sodium (mg),Allergens,Dietary Tags,Price\n"
 ROWS = [
@@ -157,6 +167,74 @@ def test_bad_rows_are_explained_and_good_rows_loaded(two_vendors, aws_resources,
     assert rows[0] == {"row_number": "2", "column": "calories", "value": "abc", "reason": "not a number"}
 
 
+def test_a_chunk_with_over_a_thousand_ragged_rows_rejects_each_and_loads_the_rest(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    short = "SKU,Product Name,Brand,Kcal\n"
+    good = "".join(f"G-{n},Good product {n},Brand,100\n" for n in range(50))
+    ragged = "".join(f"R-{n},Cheese, aged 12 months,Brand,100\n" for n in range(1200))  # an unquoted comma
+    uploaded = create_uploaded_job(vendor.id, (short + good + ragged).encode())
+    database, settings, s3 = get_database(), get_settings(), aws.client("s3")
+    chunks = plan(settings, database, s3, uploaded.job_id, vendor.id)["chunks"]
+    for chunk in chunks:
+        loaded = finishes_within(60, load_chunk, database, s3, uploaded.job_id, vendor.id, chunk["chunk_no"])
+        assert loaded["method"] == "parsed"
+    prepare_merge(settings, database, uploaded.job_id, vendor.id)
+    for chunk in chunks:
+        merge_chunk(database, uploaded.job_id, vendor.id, chunk["chunk_no"])
+    counts = finalize(database, s3, uploaded.job_id, vendor.id)
+    assert (counts["inserted"], counts["rejected"]) == (50, 1200)
+    errors = errors_of(vendor.id, uploaded.job_id)
+    assert len(errors) == 1200
+    assert errors[0] == {"row_number": 51, "column_name": None, "value": "R-0,Cheese, aged 12 months,Brand,100",
+                         "reason": "expected 4 columns, found 5"}
+
+
+def test_a_line_of_just_backslash_dot_is_a_rejected_row_not_the_end_of_the_data(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    # COPY … CSV reads an unquoted line of just \. as the end of its data; inside quotes it is a value.
+    body = ("SKU,Product Name,Description\n"
+            'A-1,Yogurt,"Creamy\n\\.\nthick"\n'
+            "\\.\n"
+            "A-2,Bread,Rye\n"
+            "A-3,Mix,Nuts\n"
+            "\\.")
+    job = ingest(vendor.id, body.encode())
+    assert job["status"] == "completed", job["error"]
+    assert (job["counts"]["rows"], job["counts"]["inserted"], job["counts"]["rejected"]) == (5, 3, 2)
+    products = products_of(vendor.id)
+    assert set(products) == {"A-1", "A-2", "A-3"}
+    assert products["A-1"]["description"] == "Creamy\n\\.\nthick"
+    assert [(e["row_number"], e["value"], e["reason"]) for e in errors_of(vendor.id, job["id"])] == [
+        (2, "\\.", "expected 3 columns, found 1"), (5, "\\.", "expected 3 columns, found 1")]
+
+
+def test_a_file_with_a_header_but_no_rows_fails_and_retires_nothing(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    ingest(vendor.id, (HEADER + "\n".join(ROWS) + "\n").encode())
+    for body in (HEADER.encode(), b"\xef\xbb\xbfSKU,Product Name\r\n\r\n"):
+        job = ingest(vendor.id, body, mode="replace")
+        assert job["status"] == "failed"
+        assert (job["error"]["code"], job["error"]["message"]) == ("invalid_file", "the file has a header but no rows")
+    assert {p["status"] for p in products_of(vendor.id).values()} == {"active"}
+
+
+def test_a_row_with_a_nul_or_bytes_invalid_in_the_files_encoding_is_rejected_and_the_rest_loads(two_vendors,
+                                                                                               aws_resources):
+    vendor, _ = two_vendors
+    # Past the head the Plan step sniffs (64 KiB), which reads as UTF-8 without a NUL.
+    filler = "".join(f"F-{n},Filler product {n},Brand,100\n" for n in range(3000))
+    body = (("SKU,Product Name,Brand,Kcal\n" + filler + "A-1,Yogurt,Alpine,120\nA-2,Bre\x00ad,Nordic,80\n").encode()
+            + "A-3,Café crème,Nordic,80\n".encode("cp1252") + b"A-4,Mix,Hike,170\n")
+    assert body.index(b"\x00") > 64 * 1024
+    job = ingest(vendor.id, body)
+    assert job["status"] == "completed", job["error"]
+    assert (job["counts"]["inserted"], job["counts"]["rejected"]) == (3002, 2)
+    assert {"A-1", "A-4"} <= set(products_of(vendor.id)) and not {"A-2", "A-3"} & set(products_of(vendor.id))
+    assert [(e["row_number"], e["value"], e["reason"]) for e in errors_of(vendor.id, job["id"])] == [
+        (3002, "A-2,Bre\ufffdad,Nordic,80", "contains a NUL byte"),
+        (3003, "A-3,Caf\ufffd cr\ufffdme,Nordic,80", "holds bytes that are not valid utf-8, the encoding of the file")]
+
+
 def test_encodings_delimiters_and_quoted_newlines_across_ranges(two_vendors, aws_resources, small_chunks):
     vendor, _ = two_vendors
     text = ("product_id;name;energy-kcal_100g;proteins_100g;sodium_100g;allergens\r\n"
@@ -222,6 +300,22 @@ def test_replace_mode_retires_what_the_file_no_longer_lists(two_vendors, aws_res
     assert products_of(vendor.id)["A-2"]["status"] == "active"
 
 
+def test_replace_keeps_the_products_listed_on_rows_rejected_while_loading(two_vendors, aws_resources):
+    vendor, other = two_vendors
+    header = "SKU,Product Name,Brand,Kcal\n"
+    listed = "A-1,Yogurt,Alpine,120\nA-2,Bread,Nordic,80\nA-3,Mix,Hike,170\nA-4,Tea,Leaf,2\n"
+    for v in (vendor, other):
+        ingest(v.id, (header + listed).encode())
+    # A-2's row is broken in both files, in two ways; A-3 follows a line COPY would take for the end of the data.
+    rejected_while_loading = "A-1,Yogurt,Alpine,120\nA-2,Bread,Nordic,80,EXTRA\n\\.\nA-3,Mix,Hike,170\n"
+    rejected_by_validation = "A-1,Yogurt,Alpine,120\nA-2,Bread,Nordic,eighty\nA-3,Mix,Hike,170\n"
+    for v, rows in ((vendor, rejected_while_loading), (other, rejected_by_validation)):
+        job = ingest(v.id, (header + rows).encode(), mode="replace")
+        assert job["counts"]["retired"] == 1
+        statuses = {k: p["status"] for k, p in products_of(v.id).items()}
+        assert statuses == {"A-1": "active", "A-2": "active", "A-3": "active", "A-4": "retired"}
+
+
 def test_missing_required_columns_fail_the_job_with_a_clear_message(two_vendors, aws_resources):
     vendor, _ = two_vendors
     job = ingest(vendor.id, b"Kcal,Protein\n100,2\n")
@@ -245,6 +339,18 @@ def test_a_learned_mapping_maps_an_unknown_header(two_vendors, aws_resources):
     assert job["status"] == "completed", job["error"]
     assert products_of(vendor.id)["D-1"]["name"] == "Vollkornbrot"
     assert [c["learned"] for c in job["mapping"]["columns"]] == [True, True, False]
+
+
+def test_a_column_the_vendor_said_to_ignore_is_ignored_in_its_next_files(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    ignore_brand = service.MappingUpdate(mappings=[service.HeaderMappingEntry(header="Brand", field=None)])
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        service.confirm(conn, vendor.id, ignore_brand, "tester")
+    job = ingest(vendor.id, b"SKU,Product Name,Brand,Kcal\nA-1,Yogurt,Alpine,120\n")
+    assert job["status"] == "completed", job["error"]
+    assert products_of(vendor.id)["A-1"]["brand"] is None
+    brand = next(c for c in job["mapping"]["columns"] if c["header"] == "Brand")
+    assert (brand["field"], brand["learned"]) == (None, True)
 
 
 def test_customers_load_into_their_partitions(two_vendors, aws_resources):

@@ -1,4 +1,5 @@
-"""Duplicate triggers, chunks dying half way, the S3 → SQS → starter path, and the runner's retries."""
+"""Duplicate triggers, chunks dying half way, overlapping jobs and cancels racing steps, the S3 → SQS → starter
+path, and the runner's retries."""
 
 import json
 import threading
@@ -6,17 +7,23 @@ import time
 
 import pytest
 
+from nutrimatch import aws
 from nutrimatch.db import get_database, scoped_transaction
-from nutrimatch.ingest import source
+from nutrimatch.errors import Conflict
+from nutrimatch.ingest import jobs, service, source
 from nutrimatch.ingest.executions import LocalStarter
-from nutrimatch.ingest.pipeline import ASL_PATH, staging_table
+from nutrimatch.ingest.finalize import finalize
+from nutrimatch.ingest.load import load_chunk
+from nutrimatch.ingest.merge import merge_chunk, prepare_merge
+from nutrimatch.ingest.pipeline import ASL_PATH, JobCancelled, staging_table
+from nutrimatch.ingest.plan import plan
 from nutrimatch.ingest.trigger import start_ingestion
 from nutrimatch.local.lambdas import invoke, invoke_ref
 from nutrimatch.local.pump import EventPump
 from nutrimatch.local.stepfunctions import AslRunner, StatesError
 from nutrimatch.routes import SCHEDULED
 from nutrimatch.settings import get_settings
-from tests.integration.ingest_support import create_uploaded_job, products_of, run_job
+from tests.integration.ingest_support import create_uploaded_job, ingest, products_of, run_job
 
 HEADER = "sku,name,calories\n"
 
@@ -82,6 +89,109 @@ def test_a_chunk_that_dies_mid_copy_is_retried_with_exact_counts(two_vendors, aw
     assert attempts["chunks"] > 1
     assert total == 600
     get_settings.cache_clear()
+
+
+def _planned(uploaded) -> list[dict]:
+    return plan(get_settings(), get_database(), aws.client("s3"), uploaded.job_id, uploaded.vendor_id)["chunks"]
+
+
+def _loaded_and_merged(uploaded, chunks: list[dict]) -> None:
+    """The steps between Plan and Finalize, run here one after the other."""
+    database, s3 = get_database(), aws.client("s3")
+    for chunk in chunks:
+        load_chunk(database, s3, uploaded.job_id, uploaded.vendor_id, chunk["chunk_no"])
+    prepare_merge(get_settings(), database, uploaded.job_id, uploaded.vendor_id)
+    for chunk in chunks:
+        merge_chunk(database, uploaded.job_id, uploaded.vendor_id, chunk["chunk_no"])
+
+
+def _job(vendor_id, job_id) -> dict:
+    with scoped_transaction(get_database().writer, vendor_id) as conn:
+        return jobs.fetch(conn, vendor_id, job_id)
+
+
+def _catalog_version(vendor_id) -> int:
+    with scoped_transaction(get_database().writer, vendor_id) as conn:
+        return conn.execute("SELECT catalog_version FROM vendors WHERE id = %s", (vendor_id,)).fetchone()[
+            "catalog_version"]
+
+
+def test_overlapping_jobs_of_a_vendor_announce_ever_higher_catalog_versions(two_vendors, aws_resources):
+    vendor, _ = two_vendors
+    assert ingest(vendor.id, _catalog(2))["catalog_version"] == 1
+    slow = create_uploaded_job(vendor.id, _catalog(7))
+    chunks = _planned(slow)  # while version 1 is live
+    assert [ingest(vendor.id, _catalog(n))["catalog_version"] for n in (4, 5)] == [2, 3]
+    _loaded_and_merged(slow, chunks)
+    counts = finalize(get_database(), aws.client("s3"), slow.job_id, vendor.id)
+    assert counts["inserted"] == 2
+    assert _job(vendor.id, slow.job_id)["catalog_version"] == 4 == _catalog_version(vendor.id)
+
+
+def test_a_cancel_accepted_while_plan_starts_stands(two_vendors, aws_resources, monkeypatch):
+    vendor, _ = two_vendors
+    uploaded = create_uploaded_job(vendor.id, _catalog(2))
+    real_require_running = jobs.require_running
+
+    def cancelled_right_after_plan_read_the_job(conn, vendor_id, job_id):
+        job = real_require_running(conn, vendor_id, job_id)
+        with scoped_transaction(get_database().writer, vendor_id) as other:
+            jobs.cancel(other, vendor_id, job_id)
+        return job
+
+    monkeypatch.setattr(jobs, "require_running", cancelled_right_after_plan_read_the_job)
+    with pytest.raises(JobCancelled):
+        _planned(uploaded)
+    assert _job(vendor.id, uploaded.job_id)["status"] == "cancelled"
+
+
+def test_a_cancel_accepted_while_finalize_starts_stands(two_vendors, aws_resources, monkeypatch):
+    vendor, _ = two_vendors
+    uploaded = create_uploaded_job(vendor.id, _catalog(2))
+    _loaded_and_merged(uploaded, _planned(uploaded))
+    real_set_phase = jobs.set_phase
+
+    def cancelled_right_before_finalizing(conn, vendor_id, job_id, phase, **fields):
+        if phase == "finalizing":
+            with scoped_transaction(get_database().writer, vendor_id) as other:
+                jobs.cancel(other, vendor_id, job_id)
+        real_set_phase(conn, vendor_id, job_id, phase, **fields)
+
+    monkeypatch.setattr(jobs, "set_phase", cancelled_right_before_finalizing)
+    with pytest.raises(JobCancelled):
+        finalize(get_database(), aws.client("s3"), uploaded.job_id, vendor.id)
+    assert _job(vendor.id, uploaded.job_id)["status"] == "cancelled"
+
+
+def test_a_cancel_that_arrives_while_finalize_runs_waits_for_it_and_is_refused(two_vendors, aws_resources,
+                                                                                monkeypatch):
+    vendor, _ = two_vendors
+    uploaded = create_uploaded_job(vendor.id, _catalog(2))
+    _loaded_and_merged(uploaded, _planned(uploaded))
+    real_set_phase = jobs.set_phase
+    answers = []
+
+    def cancel() -> None:
+        try:
+            with scoped_transaction(get_database().writer, vendor.id) as conn:
+                service.cancel_job(conn, aws.client("s3"), vendor.id, uploaded.job_id)
+        except Conflict as refused:
+            answers.append(refused.details)
+
+    cancelling = threading.Thread(target=cancel, daemon=True)
+
+    def cancelled_once_finalizing(conn, vendor_id, job_id, phase, **fields):
+        real_set_phase(conn, vendor_id, job_id, phase, **fields)
+        cancelling.start()
+        cancelling.join(0.5)
+        assert cancelling.is_alive(), "the cancel did not wait for Finalize"
+
+    monkeypatch.setattr(jobs, "set_phase", cancelled_once_finalizing)
+    finalize(get_database(), aws.client("s3"), uploaded.job_id, vendor.id)
+    cancelling.join(30)
+    assert not cancelling.is_alive(), "the cancel still waits after Finalize committed"
+    assert answers == [{"status": "completed"}]
+    assert _job(vendor.id, uploaded.job_id)["status"] == "completed"
 
 
 def test_the_runner_retries_transient_errors_then_catches(monkeypatch):

@@ -249,6 +249,22 @@ def test_learned_salt_column_still_converts_salt() -> None:
     assert column.factor == pytest.approx(400.0)
 
 
+def test_a_learned_none_ignores_the_column_though_a_synonym_names_it() -> None:
+    mapping = map_headers(["SKU", "Name", "Brand", "Notes"], "products", {"brand": None})
+
+    assert mapping.ok
+    assert "brand" not in mapping.by_field
+    brand = mapping.columns[2]
+    assert (brand.field, brand.learned) == (None, True)
+    assert mapping.unmapped == ("Notes",)
+
+
+def test_a_required_column_learned_as_ignored_is_missing() -> None:
+    mapping = map_headers(["SKU", "Name"], "products", {"SKU": None})
+
+    assert mapping.missing_required == ("external_id",)
+
+
 def test_learned_mapping_to_an_unknown_field_is_an_error() -> None:
     with pytest.raises(ValueError, match="calories"):
         map_headers(["kcal"], "customers", {"kcal": "calories"})

@@ -50,16 +50,19 @@ def _retire_missing(conn: Connection, job: dict[str, Any]) -> int:
     """Mode `replace`: products the file does not list any more are retired (kept, never served)."""
     chunks = conn.execute("SELECT chunk_no FROM ingestion_chunks WHERE vendor_id = %s AND job_id = %s",
                           (job["vendor_id"], job["id"])).fetchall()
-    # By external id (a product's id derives from it): a hash anti-join, no id to compute per listed row.
-    listed = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT external_id FROM {}").format(sql.Identifier("staging", staging_table(job["id"], c["chunk_no"])))
-        for c in chunks)
+    # By external id (a product's id derives from it): a hash anti-join, no id to compute per listed row. Rows
+    # rejected while loading never reached staging: their external ids are listed too.
+    listed = sql.SQL(" UNION ALL ").join([
+        *(sql.SQL("SELECT external_id FROM {}").format(
+            sql.Identifier("staging", staging_table(job["id"], c["chunk_no"]))) for c in chunks),
+        sql.SQL("SELECT external_id FROM ingestion_errors WHERE vendor_id = %(vendor)s AND job_id = %(job)s "
+                "AND external_id IS NOT NULL")])
     result = conn.execute(sql.SQL(
         """UPDATE products p SET status = 'retired', row_hash = NULL, source_hash = NULL,
                   catalog_version = %(version)s, updated_at = now()
             WHERE p.vendor_id = %(vendor)s AND p.status <> 'retired'
               AND NOT EXISTS (SELECT FROM ({}) l WHERE l.external_id = p.external_id)""").format(listed),
-        {"vendor": job["vendor_id"], "version": job["catalog_version"]})
+        {"vendor": job["vendor_id"], "job": job["id"], "version": job["plan"]["rows_version"]})
     return result.rowcount
 
 
@@ -126,19 +129,16 @@ def finalize(database: Database, s3: Any, job_id: UUID, vendor_id: UUID) -> dict
         counts["error_rows"] = error_rows["n"] if error_rows else 0
         if counts["error_rows"]:
             _write_errors_csv(conn, s3, job)
+        version = None
         if changed:
             if not swapped:
                 conn.execute("SELECT analyze_vendor_partitions(%s, %s)", (vendor_id, job["kind"]))
             if job["kind"] == "products":
-                # Before the new version is announced: searches would otherwise read the changes' pending
-                # full-text entries one by one (sql/migrations/0014_search_index_pending_list.sql).
-                conn.execute("SELECT flush_vendor_search_index(%s)", (vendor_id,))
-                conn.execute("UPDATE vendors SET catalog_version = %s, updated_at = now() WHERE id = %s",
-                             (job["catalog_version"], vendor_id))
+                version = _announce_catalog_version(conn, vendor_id)
         conn.execute(
             """UPDATE ingestion_jobs SET status = 'completed', phase = 'done', counts = %s, finished_at = now(),
-                      updated_at = now(), catalog_version = CASE WHEN %s THEN catalog_version END
-                WHERE vendor_id = %s AND id = %s""", (Jsonb(counts), changed, vendor_id, job_id))
+                      updated_at = now(), catalog_version = %s
+                WHERE vendor_id = %s AND id = %s""", (Jsonb(counts), version, vendor_id, job_id))
         _emit(conn, vendor_id, "job.completed", {"job_id": str(job_id), "kind": job["kind"], "mode": job["mode"],
                                                  "counts": counts})
         _drop_staging(conn, job_id, vendor_id)
@@ -164,19 +164,36 @@ _MERGED_CHANGES = """SELECT coalesce(sum(rows_inserted + rows_updated), 0) AS n 
                       WHERE vendor_id = %s AND job_id = %s AND status = 'merged'"""
 
 
+_NEXT_CATALOG_VERSION = """UPDATE vendors SET catalog_version = catalog_version + 1, updated_at = now()
+                             WHERE id = %s RETURNING catalog_version"""
+
+
+def _announce_catalog_version(conn: Connection, vendor_id: UUID) -> int:
+    """A new catalog version of the vendor's products, allocated now: jobs of one vendor may overlap, and the
+    vendor's row, locked until the commit, puts their announcements in order, so a version is never reused
+    and never goes back."""
+    # Before the new version is announced: searches would otherwise read the changes' pending full-text
+    # entries one by one (sql/migrations/0014_search_index_pending_list.sql).
+    conn.execute("SELECT flush_vendor_search_index(%s)", (vendor_id,))
+    announced = conn.execute(_NEXT_CATALOG_VERSION, (vendor_id,)).fetchone()
+    assert announced is not None
+    return int(announced["catalog_version"])
+
+
 def announce_merged_rows(conn: Connection, job: dict[str, Any]) -> None:
     """For a products upsert that stopped (cancelled, failed) after some of its chunks merged: those rows are
-    live, so the vendor's catalog moves to the job's version, as Finalize would have moved it. Matching's
-    snapshots are keyed by that version: without this, processes holding the old one would never rank the
-    merged rows until another file changed the catalog. In the transaction that stops the job, which locks the
-    job's row first: merges lock it too (merge.merge_chunk), so none commits after this has counted it."""
-    if job["kind"] != "products" or (job["plan"] or {}).get("merge") != UPSERT or job["catalog_version"] is None:
+    live, so the vendor's catalog moves to a new version, as Finalize would have moved it, and the job records
+    it. Matching's snapshots are keyed by that version: without this, processes holding the old one would never
+    rank the merged rows until another file changed the catalog. In the transaction that stops the job, which
+    locks the job's row first: merges lock it too (merge.merge_chunk), so none commits after this has counted
+    it."""
+    if job["kind"] != "products" or (job["plan"] or {}).get("merge") != UPSERT:
         return
     changed = conn.execute(_MERGED_CHANGES, (job["vendor_id"], job["id"])).fetchone()
     if changed and changed["n"]:
-        conn.execute("SELECT flush_vendor_search_index(%s)", (job["vendor_id"],))
-        conn.execute("UPDATE vendors SET catalog_version = greatest(catalog_version, %s), updated_at = now() "
-                     "WHERE id = %s", (job["catalog_version"], job["vendor_id"]))
+        version = _announce_catalog_version(conn, job["vendor_id"])
+        conn.execute("UPDATE ingestion_jobs SET catalog_version = %s WHERE vendor_id = %s AND id = %s",
+                     (version, job["vendor_id"], job["id"]))
 
 
 def mark_failed(database: Database, job_id: UUID, vendor_id: UUID, error: dict[str, Any] | None, *,
@@ -185,7 +202,7 @@ def mark_failed(database: Database, job_id: UUID, vendor_id: UUID, error: dict[s
     With `idle_for`, only a job still queued or running that nothing has touched for that long."""
     reason = _reason(error)
     with scoped_transaction(database.writer, vendor_id) as conn:
-        job = jobs.fetch(conn, vendor_id, job_id, lock=True)
+        job = jobs.fetch(conn, vendor_id, job_id, lock="update")
         if idle_for is not None and conn.execute(_STILL_STALLED, (vendor_id, job_id, idle_for)).fetchone() is None:
             return False  # it moved on (or ended) since it was found idle
         fails = job["status"] not in jobs.TERMINAL_STATUSES

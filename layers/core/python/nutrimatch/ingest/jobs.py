@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -64,9 +64,14 @@ class Job(BaseModel):
     errors_csv_url: str | None = None
 
 
-def fetch(conn: Connection, vendor_id: UUID, job_id: UUID, *, lock: bool = False) -> dict[str, Any]:
+RowLock = Literal["share", "update"]
+_ROW_LOCKS: dict[RowLock | None, str] = {None: "", "share": " FOR SHARE", "update": " FOR UPDATE"}
+
+
+def fetch(conn: Connection, vendor_id: UUID, job_id: UUID, *, lock: RowLock | None = None) -> dict[str, Any]:
+    """The job's row; `lock` ("share" or "update") holds it locked that way until the transaction ends."""
     row = conn.execute(
-        f"SELECT {JOB_COLUMNS} FROM ingestion_jobs WHERE vendor_id = %s AND id = %s{' FOR UPDATE' if lock else ''}",
+        f"SELECT {JOB_COLUMNS} FROM ingestion_jobs WHERE vendor_id = %s AND id = %s{_ROW_LOCKS[lock]}",
         (vendor_id, job_id)).fetchone()
     if row is None:
         raise NotFound("ingestion job not found")
@@ -76,16 +81,20 @@ def fetch(conn: Connection, vendor_id: UUID, job_id: UUID, *, lock: bool = False
 def require_running(conn: Connection, vendor_id: UUID, job_id: UUID, *, share: bool = False) -> dict[str, Any]:
     """The job, unless it was cancelled. `share` keeps its row from being stopped (cancelled, failed: both lock
     it for update) until this transaction ends; steps that share it do not wait for one another."""
-    if share:
-        job = conn.execute(f"SELECT {JOB_COLUMNS} FROM ingestion_jobs WHERE vendor_id = %s AND id = %s FOR SHARE",
-                           (vendor_id, job_id)).fetchone()
-        if job is None:
-            raise NotFound("ingestion job not found")
-    else:
-        job = fetch(conn, vendor_id, job_id)
+    job = fetch(conn, vendor_id, job_id, lock="share" if share else None)
     if job["status"] == "cancelled":
         raise JobCancelled(str(job_id))
     return job
+
+
+_START = """UPDATE ingestion_jobs SET status = 'running', phase = 'planning', updated_at = now(),
+                   started_at = coalesce(started_at, now())
+             WHERE vendor_id = %s AND id = %s AND status <> 'cancelled'"""
+
+
+def start(conn: Connection, vendor_id: UUID, job_id: UUID) -> None:
+    """Marks the job running (the Plan step), unless it was cancelled: see set_phase."""
+    _unless_cancelled(conn.execute(_START, (vendor_id, job_id)).rowcount, job_id)
 
 
 def lock_chunk(conn: Connection, vendor_id: UUID, job_id: UUID, chunk_no: int) -> dict[str, Any]:
@@ -99,11 +108,21 @@ def lock_chunk(conn: Connection, vendor_id: UUID, job_id: UUID, chunk_no: int) -
 
 
 def set_phase(conn: Connection, vendor_id: UUID, job_id: UUID, phase: str, **fields: Any) -> None:
+    """Records the step under way, unless the job was cancelled (JobCancelled). A cancel in flight is waited for
+    and then seen, and the job's row stays locked until the step's transaction ends, so a cancel cannot land
+    between this check and what the step writes after it (a status 'completed', say)."""
     assignments = ", ".join(f"{name} = %({name})s" for name in fields)
-    conn.execute(
+    updated = conn.execute(
         f"UPDATE ingestion_jobs SET phase = %(phase)s, updated_at = now(){', ' if fields else ''}{assignments} "
-        "WHERE vendor_id = %(vendor)s AND id = %(job)s",
+        "WHERE vendor_id = %(vendor)s AND id = %(job)s AND status <> 'cancelled'",
         {"phase": phase, "vendor": vendor_id, "job": job_id, **fields})
+    _unless_cancelled(updated.rowcount, job_id)
+
+
+def _unless_cancelled(rows_updated: int, job_id: UUID) -> None:
+    # The steps read the job before they write it: a job that matched nothing was cancelled in between.
+    if not rows_updated:
+        raise JobCancelled(str(job_id))
 
 
 def progress(conn: Connection, job: dict[str, Any]) -> JobProgress:
@@ -207,7 +226,7 @@ def list_jobs(conn: Connection, vendor_id: UUID, *, status: str | None, before: 
 
 
 def cancel(conn: Connection, vendor_id: UUID, job_id: UUID) -> dict[str, Any]:
-    job = fetch(conn, vendor_id, job_id, lock=True)
+    job = fetch(conn, vendor_id, job_id, lock="update")
     if job["status"] in TERMINAL_STATUSES:
         raise Conflict(f"the job is already {job['status']}", details={"status": job["status"]})
     conn.execute("UPDATE ingestion_jobs SET status = 'cancelled', finished_at = now(), updated_at = now() "

@@ -5,18 +5,22 @@ products the hash of the source cells): computed here, by the parallel loads, in
 that compares the whole file with the catalog.
 
 The fast path hands the raw bytes straight to COPY (PostgreSQL parses the CSV and converts the encoding).
-If COPY refuses the range — a ragged row, a stray blank line, bytes invalid in the declared encoding — the
-range is streamed again through Python's csv module: well-formed records are copied, the others recorded as
-row errors. Everything happens in one transaction, so a chunk that dies half way leaves nothing behind and
-its retry starts clean.
+If COPY refuses the range — a ragged row, a stray blank line, bytes invalid in the declared encoding, a NUL —
+or the range holds a line of just `\\.` (COPY … CSV would take it for the end of its data and drop the rest
+without a word), the range is streamed again through Python's csv module: well-formed records are copied, the
+others recorded as row errors with their external id where its cell can be read (so a `replace` does not
+retire the products they list). Everything happens in one transaction, so a chunk that dies half way leaves
+nothing behind and its retry starts clean.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 from uuid import UUID
 
 import psycopg
@@ -33,8 +37,16 @@ from nutrimatch.ingest.validate import Interpretation
 
 COPY_REFUSALS = (psycopg.errors.BadCopyFileFormat, psycopg.errors.CharacterNotInRepertoire,
                  psycopg.errors.UntranslatableCharacter, psycopg.errors.InvalidTextRepresentation)
-ERROR_BATCH = 1000
 MAX_ERROR_VALUE = 200
+ERROR_SPOOL_BYTES = 1024 * 1024
+# PostgreSQL's CSV COPY reads an unquoted line of just `\.` as the end of its data, and silently ignores the rest.
+_END_OF_DATA_LINE = re.compile(rb"[\r\n]\\\.[\r\n]")
+# Text PostgreSQL cannot store: NUL, and the bytes invalid in the file's encoding (decoded as lone surrogates).
+_UNSTORABLE = re.compile("[\x00\udc80-\udcff]")
+
+
+class EndOfDataLine(Exception):
+    """A range holds a line that COPY … CSV would take for the end of its data: it is loaded record by record."""
 
 
 def _columns(count: int) -> list[sql.Identifier]:
@@ -46,6 +58,22 @@ def _blocks(source: S3Object, chunk: dict[str, Any], dialect: Dialect) -> Iterat
     return transcode_to_utf8(blocks, dialect.encoding) if dialect.pg_encoding is None else blocks
 
 
+def without_end_of_data_line(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """`blocks`, checked for a line of just `\\.` (raises EndOfDataLine). Quotes are not followed, so such a
+    line inside a quoted field is taken for one too: the range is then only loaded the slower way."""
+    tail = b"\n"  # a range starts at the start of a line
+    for block in blocks:
+        edge = tail + block[:3]
+        # A lone byte is found at memchr's speed, a pair of bytes far slower; most blocks hold no backslash at all.
+        if (b"\\" in edge and _END_OF_DATA_LINE.search(edge)) or (
+                b"\\" in block and _END_OF_DATA_LINE.search(block)):
+            raise EndOfDataLine
+        tail = (tail + block[-3:])[-3:]
+        yield block
+    if _END_OF_DATA_LINE.search(tail + b"\n"):
+        raise EndOfDataLine
+
+
 def _copy_raw(conn: Connection, table: sql.Identifier, columns: list[sql.Identifier], dialect: Dialect,
               blocks: Iterator[bytes]) -> int:
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, DELIMITER {}, QUOTE '\"', ENCODING {}, "
@@ -54,47 +82,72 @@ def _copy_raw(conn: Connection, table: sql.Identifier, columns: list[sql.Identif
         sql.Literal(dialect.pg_encoding or "UTF8"))
     with conn.cursor() as cursor:
         with cursor.copy(statement) as copy:
-            for block in blocks:
+            for block in without_end_of_data_line(blocks):
                 copy.write(block)
         return cursor.rowcount
 
 
 def _copy_parsed(conn: Connection, table: sql.Identifier, columns: list[sql.Identifier], dialect: Dialect,
                  blocks: Iterator[bytes], job: dict[str, Any], chunk_no: int) -> int:
-    """Record by record: the well-formed ones are copied, the ragged ones become row errors."""
+    """Record by record: the well-formed ones are copied, the others become row errors (spooled while the COPY
+    runs, which holds the connection, and written after it)."""
     encoding = "utf-8" if dialect.pg_encoding is None else dialect.encoding
-    text = io.TextIOWrapper(io.BufferedReader(BlockStream(blocks)), encoding=encoding, errors="replace",
+    text = io.TextIOWrapper(io.BufferedReader(BlockStream(blocks)), encoding=encoding, errors="surrogateescape",
                             newline="")
-    errors: list[tuple[Any, ...]] = []
+    external_id = job["plan"]["columns"]["external_id"]["index"]
     line = 0
     statement = sql.SQL("COPY {} (line, {}) FROM STDIN WITH (FREEZE)").format(table, sql.SQL(", ").join(columns))
-    with conn.cursor() as cursor, cursor.copy(statement) as copy:
-        try:
-            for record in csv.reader(text, delimiter=dialect.delimiter, quotechar=dialect.quotechar, strict=True):
-                if not record:
-                    continue  # a blank line is not a record
-                line += 1
-                if len(record) == len(columns):
-                    copy.write_row([line, *record])
-                    continue
-                errors.append((job["id"], job["vendor_id"], chunk_no, line, None,
-                               dialect.delimiter.join(record)[:MAX_ERROR_VALUE],
-                               f"expected {len(columns)} columns, found {len(record)}"))
-                if len(errors) >= ERROR_BATCH:
-                    _write_errors(conn, errors)
-        except csv.Error as error:
-            raise InvalidInput(f"malformed CSV near record {line + 1} of chunk {chunk_no}: {error}") from error
-    _write_errors(conn, errors)
+    with tempfile.SpooledTemporaryFile(ERROR_SPOOL_BYTES, "w+", encoding="utf-8", newline="") as spool:
+        rejected = csv.writer(spool)
+        with conn.cursor() as cursor, cursor.copy(statement) as copy:
+            try:
+                for record in csv.reader(text, delimiter=dialect.delimiter, quotechar=dialect.quotechar,
+                                         strict=True):
+                    if not record:
+                        continue  # a blank line is not a record
+                    line += 1
+                    reason = _rejection(record, len(columns), dialect.encoding)
+                    if reason is None:
+                        copy.write_row([line, *record])
+                        continue
+                    key = record[external_id].strip(" ") if external_id < len(record) else ""
+                    rejected.writerow((line, _UNSTORABLE.sub("\ufffd", key) or None,
+                                       _UNSTORABLE.sub("\ufffd", dialect.delimiter.join(record)[:MAX_ERROR_VALUE]),
+                                       reason))
+            except csv.Error as error:
+                raise InvalidInput(f"malformed CSV near record {line + 1} of chunk {chunk_no}: {error}") from error
+        _write_errors(conn, spool, job, chunk_no)
     return line
 
 
-def _write_errors(conn: Connection, errors: list[tuple[Any, ...]]) -> None:
-    if errors:
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO ingestion_errors (job_id, vendor_id, chunk_no, line, column_name, value, reason) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)", errors)
-        errors.clear()
+def _rejection(record: list[str], columns: int, encoding: str) -> str | None:
+    """Why a record cannot be staged, or None."""
+    if len(record) != columns:
+        return f"expected {columns} columns, found {len(record)}"
+    unstorable = next((found for cell in record if (found := _UNSTORABLE.search(cell))), None)
+    if unstorable is None:
+        return None
+    if unstorable.group() == "\x00":
+        return "contains a NUL byte"
+    return f"holds bytes that are not valid {encoding}, the encoding of the file"
+
+
+_LOAD_ERRORS = "CREATE TEMP TABLE load_errors (line bigint, external_id text, value text, reason text) ON COMMIT DROP"
+_SAVE_LOAD_ERRORS = """INSERT INTO ingestion_errors (job_id, vendor_id, chunk_no, line, external_id, value, reason)
+                       SELECT %s, %s, %s, line, external_id, value, reason FROM load_errors"""
+
+
+def _write_errors(conn: Connection, spool: IO[str], job: dict[str, Any], chunk_no: int) -> None:
+    """The spooled row errors, into ingestion_errors (through a temporary table: COPY cannot write a table
+    under row-level security)."""
+    if not spool.tell():
+        return
+    spool.seek(0)
+    conn.execute(_LOAD_ERRORS)
+    with conn.cursor() as cursor, cursor.copy("COPY load_errors FROM STDIN WITH (FORMAT csv)") as copy:
+        while block := spool.read(ERROR_SPOOL_BYTES):
+            copy.write(block)
+    conn.execute(_SAVE_LOAD_ERRORS, (job["id"], job["vendor_id"], chunk_no))
 
 
 def load_chunk(database: Database, s3: Any, job_id: UUID, vendor_id: UUID, chunk_no: int) -> dict[str, Any]:
@@ -123,7 +176,7 @@ def load_chunk(database: Database, s3: Any, job_id: UUID, vendor_id: UUID, chunk
             with conn.transaction():
                 conn.execute(create)
                 rows = _copy_raw(conn, table, columns, dialect, _blocks(source, chunk, dialect))
-        except COPY_REFUSALS:
+        except (*COPY_REFUSALS, EndOfDataLine):
             method = "parsed"
             conn.execute(create)
             rows = _copy_parsed(conn, table, columns, dialect, _blocks(source, chunk, dialect), job, chunk_no)

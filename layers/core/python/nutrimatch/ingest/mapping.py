@@ -3,7 +3,8 @@
 A header is read as a name, optional units and an optional basis: "Energy (kcal) per 100 g" is the name
 "energy", the unit kcal and the basis per_100g. Names are compared case-, space- and punctuation-blind
 ("Product Name", "product_name" and "productName" are one name), against the synonyms below, unless the
-vendor has confirmed a mapping for that header before (a learned mapping), which wins.
+vendor has confirmed a mapping for that header before (a learned mapping: a field, or None to ignore the
+column), which wins.
 
 Units. A column's values are multiplied by `factor` to reach the field's canonical unit (fields.py). Without a
 unit in the header the canonical unit is assumed (`unit_from_header` is then False), except for columns named
@@ -168,7 +169,7 @@ class HeaderMapping:
     """One per source column, in order."""
     missing_required: tuple[str, ...]
     unmapped: tuple[str, ...]
-    """Headers that match no field."""
+    """Headers that match no field (not those the vendor said to ignore)."""
     duplicates: tuple[ColumnMapping, ...]
     """Columns that match a field another column was preferred for; they are ignored in `columns`."""
 
@@ -201,28 +202,31 @@ class HeaderMapping:
 
 
 def map_headers(
-    headers: Sequence[str], kind: IngestKind | str, learned: Mapping[str, str] | None = None
+    headers: Sequence[str], kind: IngestKind | str, learned: Mapping[str, str | None] | None = None
 ) -> HeaderMapping:
     """Map each header onto a target field of `kind`.
 
     `learned` maps headers (normalized or not: they are normalized here) to the field the vendor confirmed
-    for them; it wins over the synonyms. Raises ValueError if it names a field `kind` does not have.
+    for them, or to None for a column the vendor said to ignore; it wins over the synonyms. Raises ValueError
+    if it names a field `kind` does not have.
     """
     kind = IngestKind(kind)
     targets = {target.name: target for target in fields_of(kind)}
     learned_fields = {normalize_header(header): name for header, name in (learned or {}).items()}
-    unknown = sorted(set(learned_fields.values()) - targets.keys())
+    unknown = sorted({name for name in learned_fields.values() if name is not None} - targets.keys())
     if unknown:
         raise ValueError(f"learned mapping names field(s) {kind} does not have: {', '.join(unknown)}")
     field_by_name = {_compact(name): field for field, synonyms in SYNONYMS[kind].items() for name in synonyms}
 
     candidates = []
     for index, header in enumerate(headers):
-        learned_field = learned_fields.get(normalize_header(header))
-        if learned_field is not None:
-            candidates.append(_map_learned(index, header, targets[learned_field]))
-        else:
+        normalized = normalize_header(header)
+        if normalized not in learned_fields:
             candidates.append(_map_by_synonyms(index, header, targets, field_by_name))
+        elif (learned_field := learned_fields[normalized]) is None:
+            candidates.append(ColumnMapping(index, header, None, learned=True))
+        else:
+            candidates.append(_map_learned(index, header, targets[learned_field]))
 
     matches_by_field: dict[str, list[ColumnMapping]] = defaultdict(list)
     for candidate in candidates:
@@ -241,7 +245,7 @@ def map_headers(
         missing_required=tuple(
             target.name for target in targets.values() if target.required and target.name not in matches_by_field
         ),
-        unmapped=tuple(c.header for c in candidates if c.field is None),
+        unmapped=tuple(c.header for c in candidates if c.field is None and not c.learned),
         duplicates=duplicates,
     )
 

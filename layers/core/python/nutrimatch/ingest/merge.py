@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from nutrimatch.audit import RequestInfo, record
 from nutrimatch.db import Connection, Database, scoped_transaction
+from nutrimatch.errors import InvalidInput
 from nutrimatch.ingest import bulk, jobs
 from nutrimatch.ingest.fields import IngestKind
 from nutrimatch.ingest.pipeline import SCRATCH_STORAGE, changed_table, duplicates_table, staging_table
@@ -132,8 +133,11 @@ def prepare_merge(settings: Settings, database: Database, job_id: UUID, vendor_i
         conn.execute("SET LOCAL enable_sort = off")
         conn.execute("SET LOCAL enable_mergejoin = off")
         chunks = _number_rows(conn, job)
-        duplicates = _find_duplicates(conn, job, chunks)
         rows = sum(c["rows_loaded"] or 0 for c in chunks)
+        if not rows:
+            # Most likely an export that went wrong; in mode `replace` it would retire the whole catalog.
+            raise InvalidInput("the file has a header but no rows")
+        duplicates = _find_duplicates(conn, job, chunks)
         leaves: list[int] = []
         changed: int | None = None
         if rows >= settings.ingest_bulk_load_min_rows and not _has_rows(conn, kind, vendor_id):
@@ -169,7 +173,7 @@ def _build_lookups(conn: Connection, source: ChunkSource, columns: dict[str, Sou
 
 
 def written_columns(reading: Interpretation) -> tuple[str, ...]:
-    """Every column a merge writes: the stored values, and for products their hashes and catalog version."""
+    """Every column a merge writes: the stored values, and for products their hashes and the job's rows_version."""
     extra = ("row_hash", "source_hash", "catalog_version") if reading.kind is IngestKind.PRODUCTS else ()
     return ("id", "vendor_id", *reading.stored_columns(), *extra)
 
@@ -237,7 +241,7 @@ def merge_chunk(database: Database, job_id: UUID, vendor_id: UUID, chunk_no: int
                SELECT %(job)s, %(vendor)s, %(chunk)s, v.line, v.row_number, e.column_name, left(e.value, 200), e.reason
                  FROM validated v, unnest(v.errors) e WHERE v.errors IS NOT NULL""",
             {"job": job_id, "vendor": vendor_id, "chunk": chunk_no})
-        params = {"vendor": vendor_id, "version": job["catalog_version"]}
+        params = {"vendor": vendor_id, "version": plan["rows_version"]}
         if plan["merge"] == BULK_LOAD:
             inserted = bulk.insert(conn, job, written_columns(reading), valid_rows(reading), params)
             counts = {"inserted": inserted, "updated": 0, "valid": inserted}

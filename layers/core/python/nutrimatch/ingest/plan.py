@@ -29,10 +29,19 @@ def chunk_bytes(settings: Settings, size: int) -> int:
     return max(1, min(settings.ingest_chunk_bytes, max(MIN_CHUNK_BYTES, spread)))
 
 
-def learned_mappings(conn: Any, vendor_id: UUID, kind: str) -> dict[str, str]:
+def learned_mappings(conn: Any, vendor_id: UUID, kind: str) -> dict[str, str | None]:
+    """The vendor's confirmed header → field mappings; a None field says to ignore the column."""
     rows = conn.execute("SELECT header_normalized, field FROM header_mappings WHERE vendor_id = %s AND kind = %s",
                         (vendor_id, kind)).fetchall()
     return {row["header_normalized"]: row["field"] for row in rows}
+
+
+def _rows_version(conn: Any, vendor_id: UUID) -> int:
+    """What the rows this job changes are stamped with (products.catalog_version, for information): the catalog
+    version after the live one. The version the job announces is allocated only when Finalize announces it
+    (nutrimatch.ingest.finalize): other jobs of the vendor may announce theirs first, so it may be later."""
+    found = conn.execute("SELECT catalog_version + 1 AS version FROM vendors WHERE id = %s", (vendor_id,)).fetchone()
+    return int(found["version"])
 
 
 def _nutrient_basis(mapping: HeaderMapping) -> str:
@@ -57,13 +66,9 @@ def _describe(mapping: HeaderMapping, basis: str) -> dict[str, Any]:
 def plan(settings: Settings, database: Database, s3: Any, job_id: UUID, vendor_id: UUID) -> dict[str, Any]:
     with scoped_transaction(database.writer, vendor_id) as conn:
         job = jobs.require_running(conn, vendor_id, job_id)
-        # The catalog version this job will publish if it changes anything.
-        conn.execute(
-            """UPDATE ingestion_jobs SET status = 'running', phase = 'planning', updated_at = now(),
-                      started_at = coalesce(started_at, now()),
-                      catalog_version = (SELECT catalog_version + 1 FROM vendors WHERE id = %s)
-                WHERE vendor_id = %s AND id = %s""", (vendor_id, vendor_id, job_id))
+        jobs.start(conn, vendor_id, job_id)
         learned = learned_mappings(conn, vendor_id, job["kind"])
+        rows_version = _rows_version(conn, vendor_id)
     source = S3Object(s3, job["s3_bucket"], job["s3_key"])
     size = source.size()
     declared = job["content_sha256"]
@@ -86,6 +91,7 @@ def plan(settings: Settings, database: Database, s3: Any, job_id: UUID, vendor_i
         raise InvalidInput("the file ends inside a quoted field: a quote (\") is never closed")
     stored_plan = {
         "dialect": asdict(dialect), "source_columns": len(headers), "nutrient_basis": basis,
+        "rows_version": rows_version,
         "columns": {c.field: {"index": c.index, "factor": c.factor} for c in mapping.columns if c.field},
     }
     with scoped_transaction(database.writer, vendor_id) as conn:

@@ -68,9 +68,8 @@ def list_jobs(conn: Connection, s3: Any, vendor_id: UUID, *, status: str | None,
 
 def cancel_job(conn: Connection, s3: Any, vendor_id: UUID, job_id: UUID) -> Job:
     drop_open_upload(conn, UploadStore.from_settings(get_settings()), vendor_id, job_id)
-    cancelled = jobs.cancel(conn, vendor_id, job_id)
-    announce_merged_rows(conn, cancelled)
-    return describe(conn, s3, cancelled)
+    announce_merged_rows(conn, jobs.cancel(conn, vendor_id, job_id))
+    return describe(conn, s3, jobs.fetch(conn, vendor_id, job_id))
 
 
 def learned(conn: Connection, vendor_id: UUID) -> list[LearnedMapping]:
