@@ -11,9 +11,9 @@ from nutrimatch import aws
 from nutrimatch.db import scoped_transaction
 from nutrimatch.errors import Conflict, Gone, NotFound
 from nutrimatch.ingest import service
-from nutrimatch.uploads import UploadContext, jobs, multipart, tus
-from nutrimatch.uploads.jobs import JobStatus
+from nutrimatch.uploads import UploadContext, multipart, tus
 from nutrimatch.uploads.multipart import CompletedPart, CompleteUpload, NewCsvUpload
+from tests.integration.upload_support import the_uploaded_record_lost
 
 CSV = b"external_id,name\n" + b"".join(f"sku-{i},Oats {i}\n".encode() for i in range(1000))
 
@@ -72,17 +72,8 @@ def test_complete_retried_after_its_record_was_lost_answers_the_job_uploaded(two
     ctx = UploadContext.current()
     plan = start(ctx, vendor)
     request = put_head_part(plan)
-    real_set_status = jobs.set_status
-
-    def failing(conn, vendor_id, job_id, status, error=None):
-        if status is JobStatus.UPLOADED:
-            raise RuntimeError("the database connection dropped")
-        return real_set_status(conn, vendor_id, job_id, status, error)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(jobs, "set_status", failing)
-        with pytest.raises(RuntimeError):
-            multipart.complete(ctx, vendor.id, plan.job.id, request)
+    with the_uploaded_record_lost(monkeypatch):
+        multipart.complete(ctx, vendor.id, plan.job.id, request)
 
     with pytest.raises(Conflict) as resumed:  # what the CLI's rerun asks first: "already complete", not "gone"
         multipart.status(ctx, vendor.id, plan.job.id)

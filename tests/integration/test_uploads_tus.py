@@ -13,9 +13,9 @@ from nutrimatch import aws
 from nutrimatch.db import get_database, scoped_transaction
 from nutrimatch.errors import Conflict, Gone, NotFound
 from nutrimatch.ingest import jobs as ingest_jobs
-from nutrimatch.uploads import UploadContext, jobs, tus
-from nutrimatch.uploads.jobs import JobStatus
+from nutrimatch.uploads import UploadContext, tus
 from nutrimatch.uploads.storage import tail_key
+from tests.integration.upload_support import the_uploaded_record_lost
 
 MIB = 1024**2
 ROW = b"sku-0000001,Rolled oats,Acme,2.50,380\n"
@@ -47,17 +47,8 @@ def scratch_objects(ctx):
 
 def crash_after_s3_completes(ctx, vendor, upload, offset, body, monkeypatch):
     """The final PATCH completes the object in S3, then fails before PostgreSQL records it."""
-    real_set_status = jobs.set_status
-
-    def failing(conn, vendor_id, job_id, status, error=None):
-        if status is JobStatus.UPLOADED:
-            raise RuntimeError("the database connection dropped")
-        return real_set_status(conn, vendor_id, job_id, status, error)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(jobs, "set_status", failing)
-        with pytest.raises(RuntimeError):
-            send(ctx, vendor, upload, offset, body)
+    with the_uploaded_record_lost(monkeypatch):
+        send(ctx, vendor, upload, offset, body)
 
 
 def test_head_waits_for_a_patch_in_flight_and_a_second_patch_is_refused(two_vendors, aws_resources):
