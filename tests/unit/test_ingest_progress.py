@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from nutrimatch.ingest import jobs
 from nutrimatch.ingest.jobs import Stage, job_stages, seconds_left
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -52,3 +53,8 @@ def test_loading_weighs_the_same_whether_the_job_turns_out_a_bulk_load_or_an_ups
         assert stages[1].started_at == at(10)  # merging is timed from the last chunk loaded
     half_merged = job_stages(_counts(0, bytes_loaded=1000, chunks_loaded=4, chunks_merged=2), at(0), at(10), at(20))
     assert sum(s.weight * s.done for s in half_merged) == pytest.approx(0.55)
+
+
+def test_a_job_planned_before_plans_held_a_rows_version_stamps_rows_with_its_planned_version():
+    assert jobs.rows_version({"plan": {"rows_version": 3}, "catalog_version": None}) == 3
+    assert jobs.rows_version({"plan": {"merge": "upsert"}, "catalog_version": 5}) == 5

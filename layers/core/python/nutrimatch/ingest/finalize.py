@@ -62,7 +62,7 @@ def _retire_missing(conn: Connection, job: dict[str, Any]) -> int:
                   catalog_version = %(version)s, updated_at = now()
             WHERE p.vendor_id = %(vendor)s AND p.status <> 'retired'
               AND NOT EXISTS (SELECT FROM ({}) l WHERE l.external_id = p.external_id)""").format(listed),
-        {"vendor": job["vendor_id"], "job": job["id"], "version": job["plan"]["rows_version"]})
+        {"vendor": job["vendor_id"], "job": job["id"], "version": jobs.rows_version(job)})
     return result.rowcount
 
 

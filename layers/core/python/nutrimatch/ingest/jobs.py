@@ -87,6 +87,12 @@ def require_running(conn: Connection, vendor_id: UUID, job_id: UUID, *, share: b
     return job
 
 
+def rows_version(job: dict[str, Any]) -> int:
+    """What the rows a job changes are stamped with (products.catalog_version): its plan's `rows_version`, or,
+    for a job planned before plans had one, the version it was given at planning on its own row."""
+    return int(job["plan"].get("rows_version", job["catalog_version"]))
+
+
 _START = """UPDATE ingestion_jobs SET status = 'running', phase = 'planning', updated_at = now(),
                    started_at = coalesce(started_at, now())
              WHERE vendor_id = %s AND id = %s AND status <> 'cancelled'"""

@@ -241,7 +241,7 @@ def merge_chunk(database: Database, job_id: UUID, vendor_id: UUID, chunk_no: int
                SELECT %(job)s, %(vendor)s, %(chunk)s, v.line, v.row_number, e.column_name, left(e.value, 200), e.reason
                  FROM validated v, unnest(v.errors) e WHERE v.errors IS NOT NULL""",
             {"job": job_id, "vendor": vendor_id, "chunk": chunk_no})
-        params = {"vendor": vendor_id, "version": plan["rows_version"]}
+        params = {"vendor": vendor_id, "version": jobs.rows_version(job)}
         if plan["merge"] == BULK_LOAD:
             inserted = bulk.insert(conn, job, written_columns(reading), valid_rows(reading), params)
             counts = {"inserted": inserted, "updated": 0, "valid": inserted}
