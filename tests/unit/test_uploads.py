@@ -5,11 +5,12 @@ import base64
 import hashlib
 
 import pytest
+from pydantic import ValidationError
 from tusclient.exceptions import TusCommunicationError
 
 from nutrimatch.errors import InvalidInput
 from nutrimatch.uploads import client, csvcheck, multipart, tus
-from nutrimatch.uploads.multipart import CompletedPart
+from nutrimatch.uploads.multipart import CompletedPart, NewCsvUpload
 from nutrimatch.uploads.storage import MAX_PARTS, MIN_PART_BYTES, same_etag, tail_key
 
 MIB = 1024**2
@@ -51,12 +52,23 @@ def _b64(text: str) -> str:
 
 
 def test_metadata_pairs_decode_and_carry_the_job_options():
-    header = f"kind {_b64('customers')},mode {_b64('replace')},filename {_b64('../Kunden März.csv')},empty"
+    header = f"kind {_b64('products')},mode {_b64('replace')},filename {_b64('../Produkte März.csv')},empty"
     metadata = tus.parse_metadata(header)
-    assert metadata == {"kind": "customers", "mode": "replace", "filename": "../Kunden März.csv", "empty": ""}
+    assert metadata == {"kind": "products", "mode": "replace", "filename": "../Produkte März.csv", "empty": ""}
     options = tus.upload_options(metadata)
     assert (options.kind, options.mode, options.file_name, options.content_type) == (
-        "customers", "replace", "Kunden_Marz.csv", "text/csv")
+        "products", "replace", "Produkte_Marz.csv", "text/csv")
+
+
+def test_a_customers_file_is_only_merged_never_replacing_the_customers_it_does_not_list():
+    with pytest.raises(InvalidInput) as refused:
+        tus.upload_options({"kind": "customers", "mode": "replace", "filename": "crm.csv"})
+    assert set(refused.value.details) == {"mode"}
+    assert tus.upload_options({"kind": "customers", "mode": "upsert", "filename": "crm.csv"}).mode == "upsert"
+    with pytest.raises(ValidationError) as invalid:
+        NewCsvUpload(kind="customers", mode="replace", file_name="crm.csv", size_bytes=10)
+    assert [error["loc"] for error in invalid.value.errors()] == [("mode",)]
+    assert NewCsvUpload(kind="products", mode="replace", file_name="p.csv", size_bytes=10).mode == "replace"
 
 
 @pytest.mark.parametrize("header", ["kind !!notbase64", f"kind {_b64('a')},kind {_b64('b')}"])

@@ -190,7 +190,7 @@ def upload(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV file")],
     token: Token,
     kind: str = typer.Option("products", help="products or customers"),
-    mode: str = typer.Option("upsert", help="upsert, or replace (retire what the file does not list)"),
+    mode: str = typer.Option("upsert", help="upsert, or replace (products only: retire what the file does not list)"),
     tus: bool = typer.Option(False, "--tus", help="Upload through the tus endpoint instead of presigned multipart"),
     api: ApiUrl = None,
     vendor: VendorId = None,

@@ -23,6 +23,14 @@ class JobMode(StrEnum):
     REPLACE = "replace"
 
 
+def mode_problem(kind: IngestKind, mode: JobMode) -> str | None:
+    """Why a file of `kind` cannot be ingested in `mode`, or None. `replace` retires the products a file no longer
+    lists; customers a file does not list are not deleted (that erases their health data): only merged."""
+    if mode is JobMode.REPLACE and kind is not IngestKind.PRODUCTS:
+        return f"replace is for products; a {kind.value} file is merged into what is there (mode upsert)"
+    return None
+
+
 class JobStatus(StrEnum):
     AWAITING_UPLOAD = "awaiting_upload"
     UPLOADING = "uploading"

@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from nutrimatch.db import Connection, scoped_transaction
 from nutrimatch.errors import Conflict, DomainError, Gone, InvalidInput, PayloadTooLarge
@@ -70,6 +70,14 @@ class NewCsvUpload(BaseModel):
     content_type: str | None = Field(default=None, description="A CSV media type; text/csv when absent.")
     content_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$",
                                        description="Hex SHA-256 of the file, recorded with the job.")
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_fits_kind(cls, mode: JobMode, info: ValidationInfo) -> JobMode:
+        problem = jobs.mode_problem(info.data["kind"], mode) if "kind" in info.data else None
+        if problem:
+            raise ValueError(problem)
+        return mode
 
 
 class PartUrl(BaseModel):

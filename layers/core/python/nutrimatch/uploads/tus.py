@@ -216,6 +216,8 @@ def upload_options(metadata: Mapping[str, str]) -> UploadOptions:
         mode = JobMode(metadata.get("mode") or JobMode.UPSERT)
     except ValueError:
         problems["mode"] = f"must be one of {', '.join(JobMode)}"
+    if kind is not None and mode is not None and (problem := jobs.mode_problem(kind, mode)):
+        problems["mode"] = problem
     name = metadata.get("filename") or metadata.get("name") or ""
     if not name:
         problems["filename"] = "is required"
