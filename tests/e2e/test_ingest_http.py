@@ -2,6 +2,7 @@
 
 import requests
 
+from nutrimatch.db import get_database, scoped_transaction
 from nutrimatch.routes import Role
 from tests.conftest import auth_header
 from tests.integration.ingest_support import create_uploaded_job, run_job
@@ -40,6 +41,12 @@ def test_cancelling_a_waiting_job(gateway, two_vendors, aws_resources):
     headers = auth_header(Role.VENDOR_ADMIN, vendor.id)
     cancelled = requests.post(f"{gateway}/api/v1/ingest/jobs/{uploaded.job_id}/cancel", headers=headers, timeout=30)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    with scoped_transaction(get_database().writer, vendor.id) as conn:
+        events = conn.execute("SELECT event_type, payload FROM outbox_events WHERE vendor_id = %s",
+                              (vendor.id,)).fetchall()
+    assert [(e["event_type"], e["payload"]["job_id"]) for e in events] == [("job.cancelled", str(uploaded.job_id))]
+    again = requests.post(f"{gateway}/api/v1/ingest/jobs/{uploaded.job_id}/cancel", headers=headers, timeout=30)
+    assert again.status_code == 409
 
 
 def test_learned_mappings_round_trip_and_unknown_fields_are_422(gateway, two_vendors):

@@ -84,7 +84,8 @@ def _write_errors_csv(conn: Connection, s3: Any, job: dict[str, Any]) -> int:
     return size
 
 
-def _emit(conn: Connection, vendor_id: UUID, event_type: str, payload: dict[str, Any]) -> None:
+def emit(conn: Connection, vendor_id: UUID, event_type: str, payload: dict[str, Any]) -> None:
+    """An event for the vendor's webhooks, in the outbox, in the transaction of what it tells."""
     conn.execute("INSERT INTO outbox_events (id, vendor_id, event_type, payload) VALUES (%s, %s, %s, %s)",
                  (uuid.uuid4(), vendor_id, event_type, Jsonb(payload)))
 
@@ -139,7 +140,7 @@ def finalize(database: Database, s3: Any, job_id: UUID, vendor_id: UUID) -> dict
             """UPDATE ingestion_jobs SET status = 'completed', phase = 'done', counts = %s, finished_at = now(),
                       updated_at = now(), catalog_version = %s
                 WHERE vendor_id = %s AND id = %s""", (Jsonb(counts), version, vendor_id, job_id))
-        _emit(conn, vendor_id, "job.completed", {"job_id": str(job_id), "kind": job["kind"], "mode": job["mode"],
+        emit(conn, vendor_id, "job.completed", {"job_id": str(job_id), "kind": job["kind"], "mode": job["mode"],
                                                  "counts": counts})
         _drop_staging(conn, job_id, vendor_id)
     return counts
@@ -210,7 +211,7 @@ def mark_failed(database: Database, job_id: UUID, vendor_id: UUID, error: dict[s
             conn.execute(
                 """UPDATE ingestion_jobs SET status = 'failed', error = %s, finished_at = now(), updated_at = now()
                     WHERE vendor_id = %s AND id = %s""", (Jsonb(reason), vendor_id, job_id))
-            _emit(conn, vendor_id, "job.failed", {"job_id": str(job_id), "error": reason["code"]})
+            emit(conn, vendor_id, "job.failed", {"job_id": str(job_id), "error": reason["code"]})
             announce_merged_rows(conn, job)
         _drop_staging(conn, job_id, vendor_id)
         bulk.drop(conn, job)

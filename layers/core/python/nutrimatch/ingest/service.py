@@ -12,7 +12,7 @@ from nutrimatch.db import Connection
 from nutrimatch.errors import InvalidInput
 from nutrimatch.ingest import jobs
 from nutrimatch.ingest.fields import IngestKind, fields_of
-from nutrimatch.ingest.finalize import announce_merged_rows, errors_key
+from nutrimatch.ingest.finalize import announce_merged_rows, emit, errors_key
 from nutrimatch.ingest.jobs import Job
 from nutrimatch.ingest.plan import remember_mapping
 from nutrimatch.settings import get_settings
@@ -68,7 +68,10 @@ def list_jobs(conn: Connection, s3: Any, vendor_id: UUID, *, status: str | None,
 
 def cancel_job(conn: Connection, s3: Any, vendor_id: UUID, job_id: UUID) -> Job:
     drop_open_upload(conn, UploadStore.from_settings(get_settings()), vendor_id, job_id)
-    announce_merged_rows(conn, jobs.cancel(conn, vendor_id, job_id))
+    cancelled = jobs.cancel(conn, vendor_id, job_id)
+    announce_merged_rows(conn, cancelled)
+    emit(conn, vendor_id, "job.cancelled", {"job_id": str(job_id), "kind": cancelled["kind"],
+                                            "mode": cancelled["mode"]})
     return describe(conn, s3, jobs.fetch(conn, vendor_id, job_id))
 
 
