@@ -251,3 +251,11 @@ def test_a_failed_or_cancelled_job_says_where_it_stopped_and_why():
         "Job j-1 was cancelled while merging; what its 250,000 rows merged before it stopped changed stays live."]
     assert client.summarize(_job("cancelled", "indexing", progress={"rows_merged": 750_000})) == [
         "Job j-1 was cancelled while indexing; nothing of it is live."]  # a bulk load: merged into its shadow
+
+
+def test_the_cli_says_why_the_server_refused_each_field():
+    refusal = {"code": "validation_error", "message": "invalid request: mode", "details": [
+        {"field": "mode", "location": "body", "message": "Value error, replace is for products"}]}
+    assert client.explained(refusal) == "invalid request: mode (mode: Value error, replace is for products)"
+    assert client.explained({"message": "the job is already completed", "details": {"status": "completed"}}) == (
+        "the job is already completed")

@@ -78,7 +78,7 @@ class Api:
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
-                raise UploadError(error["message"], response.status_code, error.get("code"), error.get("details"))
+                raise UploadError(explained(error), response.status_code, error.get("code"), error.get("details"))
             except (ValueError, KeyError, TypeError):
                 raise UploadError(f"HTTP {response.status_code}: {response.text[:200]}",
                                   response.status_code) from None
@@ -86,6 +86,15 @@ class Api:
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.call(method, path, **kwargs).json()
+
+
+def explained(error: dict[str, Any]) -> str:
+    """The server's message, and each field's own where it names them ("invalid request: mode" alone says
+    what was wrong, not why)."""
+    details = error.get("details")
+    reasons = [f"{detail.get('field') or detail.get('location')}: {detail['message']}" for detail in details
+               if isinstance(detail, dict) and detail.get("message")] if isinstance(details, list) else []
+    return f"{error['message']} ({'; '.join(reasons)})" if reasons else str(error["message"])
 
 
 class StateFile:
