@@ -141,6 +141,15 @@ def test_a_declared_non_csv_is_refused(gateway, two_vendors, aws_resources, redi
     assert "not CSV" in response.json()["error"]["message"]
 
 
+def test_a_customers_file_cannot_replace(gateway, two_vendors, aws_resources, redis_client):
+    vendor, _ = two_vendors
+    response = start(gateway, vendor, 1000, kind="customers", mode="replace")
+    assert response.status_code == 422
+    (detail,) = response.json()["error"]["details"]
+    assert (detail["field"], detail["message"]) == (
+        "mode", "replace is for products; a customers file is merged into what is there (mode upsert)")
+
+
 def test_a_workbook_is_refused_at_completion_and_never_reaches_incoming(gateway, two_vendors, aws_resources,
                                                                          redis_client):
     vendor, _ = two_vendors

@@ -255,7 +255,7 @@ def test_a_failed_or_cancelled_job_says_where_it_stopped_and_why():
 
 def test_the_cli_says_why_the_server_refused_each_field():
     refusal = {"code": "validation_error", "message": "invalid request: mode", "details": [
-        {"field": "mode", "location": "body", "message": "Value error, replace is for products"}]}
-    assert client.explained(refusal) == "invalid request: mode (mode: Value error, replace is for products)"
+        {"field": "mode", "location": "body", "message": "replace is for products"}]}
+    assert client.explained(refusal) == "invalid request: mode (mode: replace is for products)"
     assert client.explained({"message": "the job is already completed", "details": {"status": "completed"}}) == (
         "the job is already completed")

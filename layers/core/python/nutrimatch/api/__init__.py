@@ -133,13 +133,18 @@ def create_app() -> APIGatewayRestResolver:
     def invalid_request(error: RequestValidationError) -> Response[Any]:
         details = [
             {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")),
-             "location": (e.get("loc") or ["body"])[0], "message": e.get("msg"), "type": e.get("type")}
+             "location": (e.get("loc") or ["body"])[0], "message": _reason(e.get("msg")), "type": e.get("type")}
             for e in error.errors()
         ]
         names = ", ".join(d["field"] or d["location"] for d in details)
         return error_response(422, "validation_error", f"invalid request: {names}", details)
 
     return app
+
+
+def _reason(message: str | None) -> str | None:
+    # pydantic prefixes what a validator raises with the exception's kind, which tells a caller nothing.
+    return message.removeprefix("Value error, ") if message else message
 
 
 def lambda_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
