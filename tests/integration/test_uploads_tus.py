@@ -45,10 +45,14 @@ def scratch_objects(ctx):
     return ctx.store.s3.list_objects_v2(Bucket=ctx.store.bucket, Prefix="tus-scratch/").get("KeyCount", 0)
 
 
-def crash_after_s3_completes(ctx, vendor, upload, offset, body, monkeypatch):
-    """The final PATCH completes the object in S3, then fails before PostgreSQL records it."""
+def completed_but_unrecorded(ctx, vendor, monkeypatch):
+    """An upload (and its content) whose final PATCH completed the object in S3, then failed before PostgreSQL
+    recorded it."""
+    content = csv_of(3000)
+    upload = send(ctx, vendor, new_upload(ctx, vendor, len(content)), 0, content[:1000])
     with the_uploaded_record_lost(monkeypatch):
-        send(ctx, vendor, upload, offset, body)
+        send(ctx, vendor, upload, 1000, content[1000:])
+    return upload, content
 
 
 def test_head_waits_for_a_patch_in_flight_and_a_second_patch_is_refused(two_vendors, aws_resources):
@@ -183,9 +187,7 @@ def test_a_final_patch_retried_after_its_record_was_lost_finishes_the_upload(two
                                                                              status_after):
     vendor, _ = two_vendors
     ctx = UploadContext.current()
-    content = csv_of(3000)
-    upload = send(ctx, vendor, new_upload(ctx, vendor, len(content)), 0, content[:1000])
-    crash_after_s3_completes(ctx, vendor, upload, 1000, content[1000:], monkeypatch)
+    upload, content = completed_but_unrecorded(ctx, vendor, monkeypatch)
     with database.admin() as conn:  # the object's event may start the pipeline before the client retries
         conn.execute("UPDATE ingestion_jobs SET status = %s WHERE id = %s", (status_meanwhile, upload.job_id))
 
@@ -201,9 +203,7 @@ def test_expiry_leaves_the_status_of_a_job_the_pipeline_took_over(two_vendors, a
                                                                   monkeypatch):
     vendor, _ = two_vendors
     ctx = UploadContext.current()
-    content = csv_of(3000)
-    upload = send(ctx, vendor, new_upload(ctx, vendor, len(content)), 0, content[:1000])
-    crash_after_s3_completes(ctx, vendor, upload, 1000, content[1000:], monkeypatch)
+    upload, _ = completed_but_unrecorded(ctx, vendor, monkeypatch)
     with database.admin() as conn:
         conn.execute("UPDATE ingestion_jobs SET status = 'completed' WHERE id = %s", (upload.job_id,))
         conn.execute("UPDATE tus_uploads SET expires_at = now() - interval '1 second' WHERE id = %s", (upload.id,))
